@@ -1,0 +1,137 @@
+// Command nubo is a real EC2 you run yourself.
+//
+//	nubo serve [--data-dir DIR] [--listen HOST:PORT] [--etcd-endpoints URLS]
+//	nubo env   [--data-dir DIR]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"nubo/internal/account"
+	"nubo/internal/daemon"
+)
+
+const usage = `nubo is a real EC2 you run yourself.
+
+Usage:
+  nubo serve [flags]   run the API server (and, by default, an embedded etcd)
+  nubo env [flags]     print shell lines that point AWS tools at nubo:
+                         eval "$(nubo env)"
+
+Run "nubo COMMAND -h" for a command's flags.
+`
+
+const defaultDataDir = "/var/lib/nubo"
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "env":
+		err = env(os.Args[2:])
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "nubo: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nubo:", err)
+		os.Exit(1)
+	}
+}
+
+func serve(args []string) error {
+	fl := flag.NewFlagSet("serve", flag.ExitOnError)
+	dataDir := fl.String("data-dir", defaultDataDir, "where nubo keeps its state")
+	listen := fl.String("listen", "127.0.0.1:8773", "address of the EC2 API endpoint")
+	etcd := fl.String("etcd-endpoints", "", "comma-separated etcd endpoints; empty runs an embedded etcd in the data dir")
+	region := fl.String("region", "us-east-1", "the region this endpoint serves")
+	zones := fl.String("zones", "a,b,c", "availability zone letters of the region")
+	level := fl.String("log-level", "info", "debug, info, warn or error")
+	_ = fl.Parse(args)
+
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return daemon.Run(ctx, daemon.Config{
+		DataDir:       *dataDir,
+		Listen:        *listen,
+		EtcdEndpoints: splitList(*etcd),
+		Region:        *region,
+		Zones:         splitList(*zones),
+		Log:           log,
+		Ready: func(endpoint string, accounts *account.Set) {
+			a := accounts.Default()
+			fmt.Printf(`
+nubo is serving the EC2 API
+  endpoint:          %[1]s
+  region:            %[2]s
+  access key id:     %[3]s
+  secret access key: %[4]s
+
+Point the aws CLI at it, in another shell:
+  eval "$(%[5]s env --data-dir %[6]s)"
+  aws ec2 describe-availability-zones
+or, explicitly:
+  AWS_ACCESS_KEY_ID=%[3]s AWS_SECRET_ACCESS_KEY=%[4]s \
+    aws --endpoint-url %[1]s --region %[2]s ec2 describe-availability-zones
+
+`, endpoint, *region, a.AccessKeyID, a.SecretAccessKey, os.Args[0], *dataDir)
+		},
+	})
+}
+
+func env(args []string) error {
+	fl := flag.NewFlagSet("env", flag.ExitOnError)
+	dataDir := fl.String("data-dir", defaultDataDir, "the data dir of the nubo server")
+	_ = fl.Parse(args)
+	info, err := daemon.ReadInfo(*dataDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no nubo server has run with data dir %s: start `nubo serve --data-dir %s` first", *dataDir, *dataDir)
+	} else if err != nil {
+		return err
+	}
+	accounts, err := account.Load(*dataDir)
+	if err != nil {
+		return err
+	}
+	a := accounts.Default()
+	fmt.Printf(`export AWS_ENDPOINT_URL=%s
+export AWS_ACCESS_KEY_ID=%s
+export AWS_SECRET_ACCESS_KEY=%s
+export AWS_DEFAULT_REGION=%s
+export AWS_PAGER=
+# aws CLI < 2.13 ignores AWS_ENDPOINT_URL: pass it explicitly.
+aws() { command aws --endpoint-url "$AWS_ENDPOINT_URL" "$@"; }
+`, info.Endpoint, a.AccessKeyID, a.SecretAccessKey, info.Region)
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,89 @@
+package ec2query
+
+import (
+	"bytes"
+	"encoding/xml"
+	"net/http"
+	"strconv"
+	"time"
+
+	"nubo/internal/apierr"
+)
+
+// List is an EC2 list member: <name><item>…</item>…</name>. Unlike the
+// "name>item" tag form it renders an empty <name/> for an empty list, as EC2 does.
+type List[T any] struct {
+	Items []T `xml:"item"`
+}
+
+// ListOf wraps items.
+func ListOf[T any](items []T) List[T] { return List[T]{Items: items} }
+
+// Time formats a timestamp as EC2 does (ISO 8601, milliseconds, UTC).
+func Time(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// Tag is an EC2 <item><key/><value/></item> in a tagSet.
+type Tag struct {
+	Key   string `xml:"key"`
+	Value string `xml:"value"`
+}
+
+// TagSet renders a tag map in key order; nil when there are none, as EC2 omits
+// tagSet from untagged resources.
+func TagSet(tags map[string]string) *List[Tag] {
+	if len(tags) == 0 {
+		return nil
+	}
+	l := &List[Tag]{}
+	for _, k := range sortedKeys(tags) {
+		l.Items = append(l.Items, Tag{Key: k, Value: tags[k]})
+	}
+	return l
+}
+
+const xmlHeader = `<?xml version="1.0" encoding="UTF-8"?>` + "\n"
+
+func writeResponse(w http.ResponseWriter, req *Request, body any) error {
+	var buf bytes.Buffer
+	buf.WriteString(xmlHeader)
+	buf.WriteString(`<` + req.Action + `Response xmlns="http://ec2.amazonaws.com/doc/` + req.Version + `/">`)
+	buf.WriteString(`<requestId>` + req.RequestID + `</requestId>`)
+	if body != nil {
+		// Encode the body's fields as children: encode under a throwaway
+		// element, then drop its start and end tags.
+		var inner bytes.Buffer
+		if err := xml.NewEncoder(&inner).EncodeElement(body, xml.StartElement{Name: xml.Name{Local: "x"}}); err != nil {
+			return err
+		}
+		b := inner.Bytes()
+		if bytes.HasPrefix(b, []byte("<x>")) && bytes.HasSuffix(b, []byte("</x>")) {
+			buf.Write(b[3 : len(b)-4])
+		}
+	}
+	buf.WriteString(`</` + req.Action + `Response>`)
+	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+type errorDoc struct {
+	XMLName   xml.Name    `xml:"Response"`
+	Errors    []errorItem `xml:"Errors>Error"`
+	RequestID string      `xml:"RequestID"`
+}
+
+type errorItem struct {
+	Code    string `xml:"Code"`
+	Message string `xml:"Message"`
+}
+
+func writeError(w http.ResponseWriter, requestID string, status int, e *apierr.Error) {
+	var buf bytes.Buffer
+	buf.WriteString(xmlHeader)
+	_ = xml.NewEncoder(&buf).Encode(errorDoc{Errors: []errorItem{{e.Code, e.Message}}, RequestID: requestID})
+	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
