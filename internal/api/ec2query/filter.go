@@ -42,6 +42,14 @@ type Matcher[T any] struct {
 // Compile checks every filter name against the resource's known filters
 // (plus tag:KEY, tag-key and tag-value when tags is non-nil) and returns a matcher.
 func Compile[T any](filters []Filter, known map[string]FilterFunc[T], tags func(T) Tags) (*Matcher[T], error) {
+	return CompileWith(filters, func(name string) (FilterFunc[T], bool) {
+		f, ok := known[name]
+		return f, ok
+	}, tags)
+}
+
+// CompileWith is Compile with the known filters given by a lookup function.
+func CompileWith[T any](filters []Filter, known func(name string) (FilterFunc[T], bool), tags func(T) Tags) (*Matcher[T], error) {
 	m := &Matcher[T]{}
 	for _, f := range filters {
 		get, err := lookupFilter(f.Name, known, tags)
@@ -66,8 +74,8 @@ func Compile[T any](filters []Filter, known map[string]FilterFunc[T], tags func(
 	return m, nil
 }
 
-func lookupFilter[T any](name string, known map[string]FilterFunc[T], tags func(T) Tags) (FilterFunc[T], error) {
-	if get, ok := known[name]; ok {
+func lookupFilter[T any](name string, known func(string) (FilterFunc[T], bool), tags func(T) Tags) (FilterFunc[T], error) {
+	if get, ok := known(name); ok {
 		return get, nil
 	}
 	if tags != nil {

@@ -1,0 +1,54 @@
+# nubo — a real EC2 you run yourself.
+#   make run    install what the host needs, build, serve the EC2 API
+#   make test   install the same, run every test
+#   make bench  print the benchmarks' figures
+
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO       ?= go
+BIN      := bin/nubo
+DATA_DIR ?= /var/lib/nubo
+LISTEN   ?= 127.0.0.1:8773
+
+# Debian packages nubo needs on the host: the stock aws CLI (tests, and what
+# users point at nubo) and OpenSSH's client (keys, logging in to instances).
+DEBS := awscli openssh-client python3 ca-certificates
+
+.PHONY: all install build run test test-go test-cli fuzz bench clean
+
+all: build
+
+# Idempotent: apt-get runs only when a package is missing.
+install:
+	@missing=""; for p in $(DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build:
+	$(GO) build -o $(BIN) ./cmd/nubo
+
+run: install build
+	$(BIN) serve --data-dir $(DATA_DIR) --listen $(LISTEN)
+
+test: install build test-go test-cli
+
+test-go:
+	$(GO) vet ./...
+	NUBO_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 30m ./...
+
+test-cli:
+	NUBO_BIN=$(CURDIR)/$(BIN) bash test/cli/aws-cli.sh
+
+# Explore the query decoder beyond its seed corpus (make test runs the seeds).
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParseParams -fuzztime 60s ./internal/api/ec2query/
+
+bench: build
+	NUBO_BIN=$(CURDIR)/$(BIN) $(GO) run ./test/bench
+
+clean:
+	rm -rf bin

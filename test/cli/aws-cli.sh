@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Drives `nubo serve` with Debian's stock aws CLI (awscli 2.9 on /usr/bin/python3),
+# through `eval "$(nubo env)"` as the README shows, and with --endpoint-url.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+BIN=$(realpath "${NUBO_BIN:-bin/nubo}")
+export PATH=/usr/bin:/bin:/usr/sbin:/sbin # the stock aws, never a pyenv shim
+dir=$(mktemp -d /tmp/nubo-cli.XXXXXX)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$BIN" serve --data-dir "$dir" --listen "127.0.0.1:$port" >"$dir/out.log" 2>"$dir/err.log" &
+pid=$!
+cleanup() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"; }
+trap cleanup EXIT
+for _ in $(seq 1 300); do
+  python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/healthz')" 2>/dev/null && break
+  sleep 0.1
+done
+
+eval "$("$BIN" env --data-dir "$dir")"
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && echo "     $2"; }
+# expect NAME WANT CMD...: CMD's stdout must equal WANT.
+expect() {
+  local name=$1 want=$2; shift 2
+  local got; got=$("$@" 2>&1)
+  [ "$got" = "$want" ] && ok "$name" || bad "$name" "want [$want] got [$got]"
+}
+# expect_error NAME CODE CMD...: CMD must fail with EC2 error CODE.
+expect_error() {
+  local name=$1 code=$2; shift 2
+  local got; got=$("$@" 2>&1) && { bad "$name" "succeeded: $got"; return; }
+  grep -q "($code)" <<<"$got" && ok "$name" || bad "$name" "want ($code), got: $got"
+}
+
+expect "describe-availability-zones" "us-east-1a	us-east-1b	us-east-1c" \
+  aws ec2 describe-availability-zones --query 'AvailabilityZones[].ZoneName' --output text
+expect "--endpoint-url form" "us-east-1" \
+  command aws --endpoint-url "$AWS_ENDPOINT_URL" ec2 describe-regions --query 'Regions[0].RegionName' --output text
+expect "create-key-pair" "-----BEGIN RSA PRIVATE KEY-----" \
+  bash -c 'aws() { command aws --endpoint-url "$AWS_ENDPOINT_URL" "$@"; }; aws ec2 create-key-pair --key-name k1 --query KeyMaterial --output text | head -1'
+expect_error "duplicate key name" InvalidKeyPair.Duplicate aws ec2 create-key-pair --key-name k1
+expect_error "wrong secret" AuthFailure env AWS_SECRET_ACCESS_KEY=wrong aws --endpoint-url "$AWS_ENDPOINT_URL" ec2 describe-key-pairs
+expect_error "dry run" DryRunOperation aws ec2 create-key-pair --key-name k2 --dry-run
+expect "dry run created nothing" "k1" aws ec2 describe-key-pairs --query 'KeyPairs[].KeyName' --output text
+
+ssh-keygen -q -t ed25519 -N '' -f "$dir/id" -C me@host
+want_fp=$(ssh-keygen -l -E sha256 -f "$dir/id.pub" | awk '{print $2}' | sed 's/^SHA256://')
+got_fp=$(aws ec2 import-key-pair --key-name imported --public-key-material "fileb://$dir/id.pub" --query KeyFingerprint --output text)
+[ "${got_fp%=}" = "$want_fp" ] && ok "import-key-pair ed25519 fingerprint" || bad "import-key-pair ed25519 fingerprint" "want $want_fp got $got_fp"
+
+id=$(aws ec2 describe-key-pairs --key-names imported --query 'KeyPairs[0].KeyPairId' --output text)
+aws ec2 create-tags --resources "$id" --tags Key=env,Value=dev >/dev/null && ok "create-tags" || bad "create-tags"
+expect "describe-key-pairs tag filter" "imported" \
+  aws ec2 describe-key-pairs --filters Name=tag:env,Values=d?v --query 'KeyPairs[].KeyName' --output text
+expect "describe-tags" "$id	env	dev" \
+  aws ec2 describe-tags --query 'Tags[].[ResourceId,Key,Value]' --output text
+expect_error "bad filter" InvalidParameterValue aws ec2 describe-key-pairs --filters Name=nope,Values=x
+expect "delete-key-pair" "" aws ec2 delete-key-pair --key-name imported
+expect_error "deleted key is gone" InvalidKeyPair.NotFound aws ec2 describe-key-pairs --key-names imported
+
+expect "describe-instance-types c5.*" \
+  "c5.12xlarge 48 98304
+c5.18xlarge 72 147456
+c5.24xlarge 96 196608
+c5.2xlarge 8 16384
+c5.4xlarge 16 32768
+c5.9xlarge 36 73728
+c5.large 2 4096
+c5.metal 96 196608
+c5.xlarge 4 8192" \
+  bash -c "command aws --endpoint-url \"\$AWS_ENDPOINT_URL\" ec2 describe-instance-types --filters 'Name=instance-type,Values=c5.*' --query 'InstanceTypes[].[InstanceType,VCpuInfo.DefaultVCpus,MemoryInfo.SizeInMiB]' --output text | sort | tr '\t' ' '"
+
+echo
+echo "aws-cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
