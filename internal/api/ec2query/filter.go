@@ -167,9 +167,25 @@ func compilePattern(v string) pattern {
 		p.lit = p.lit && !w
 	}
 	if p.lit {
-		p.s = string(p.toks)
+		p.s = unescape(v)
 	}
 	return p
+}
+
+// unescape drops filter escapes byte by byte, so that a literal value matches
+// even bytes that are not valid UTF-8.
+func unescape(v string) string {
+	if !strings.Contains(v, `\`) {
+		return v
+	}
+	b := make([]byte, 0, len(v))
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\\' && i+1 < len(v) {
+			i++
+		}
+		b = append(b, v[i])
+	}
+	return string(b)
 }
 
 // match is iterative wildcard matching with backtracking to the last '*'.

@@ -43,7 +43,8 @@ func TagSet(tags map[string]string) *List[Tag] {
 
 const xmlHeader = `<?xml version="1.0" encoding="UTF-8"?>` + "\n"
 
-func writeResponse(w http.ResponseWriter, req *Request, body any) error {
+// encodeResponse renders <ActionResponse> with requestId and body's fields.
+func encodeResponse(req *Request, body any) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.WriteString(xmlHeader)
 	buf.WriteString(`<` + req.Action + `Response xmlns="http://ec2.amazonaws.com/doc/` + req.Version + `/">`)
@@ -53,7 +54,7 @@ func writeResponse(w http.ResponseWriter, req *Request, body any) error {
 		// element, then drop its start and end tags.
 		var inner bytes.Buffer
 		if err := xml.NewEncoder(&inner).EncodeElement(body, xml.StartElement{Name: xml.Name{Local: "x"}}); err != nil {
-			return err
+			return nil, err
 		}
 		b := inner.Bytes()
 		if bytes.HasPrefix(b, []byte("<x>")) && bytes.HasSuffix(b, []byte("</x>")) {
@@ -61,10 +62,14 @@ func writeResponse(w http.ResponseWriter, req *Request, body any) error {
 		}
 	}
 	buf.WriteString(`</` + req.Action + `Response>`)
+	return buf.Bytes(), nil
+}
+
+func writeXML(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
-	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
-	_, err := w.Write(buf.Bytes())
-	return err
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }
 
 type errorDoc struct {
@@ -82,8 +87,5 @@ func writeError(w http.ResponseWriter, requestID string, status int, e *apierr.E
 	var buf bytes.Buffer
 	buf.WriteString(xmlHeader)
 	_ = xml.NewEncoder(&buf).Encode(errorDoc{Errors: []errorItem{{e.Code, e.Message}}, RequestID: requestID})
-	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
-	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	writeXML(w, status, buf.Bytes())
 }

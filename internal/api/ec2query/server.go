@@ -66,22 +66,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	req := &Request{RequestID: newRequestID(), Version: "2016-11-15"}
 	resp, err := s.serve(r, req)
+	var body []byte
 	if err == nil {
-		err = writeResponse(w, req, resp)
-		if err != nil {
-			s.Log.Error("writing response", "request_id", req.RequestID, "err", err)
+		if body, err = encodeResponse(req, resp); err != nil {
+			err = fmt.Errorf("encoding %s response: %w", req.Action, err)
 		}
-		s.Log.Debug("request", "request_id", req.RequestID, "account", req.Account, "action", req.Action, "dur", time.Since(start))
+	}
+	if err == nil {
+		writeXML(w, http.StatusOK, body)
+		s.log().Debug("request", "request_id", req.RequestID, "account", req.Account, "action", req.Action, "dur", time.Since(start))
 		return
 	}
 	e, ok := apierr.As(err)
 	if !ok {
-		s.Log.Error("internal error", "request_id", req.RequestID, "account", req.Account, "action", req.Action, "err", err)
+		s.log().Error("internal error", "request_id", req.RequestID, "account", req.Account, "action", req.Action, "err", err)
 		e = apierr.New(apierr.InternalError, "An internal error has occurred (request %s).", req.RequestID)
 	}
 	status := StatusOf(e.Code)
-	s.Log.Debug("request failed", "request_id", req.RequestID, "account", req.Account, "action", req.Action, "code", e.Code, "status", status, "dur", time.Since(start))
+	s.log().Debug("request failed", "request_id", req.RequestID, "account", req.Account, "action", req.Action, "code", e.Code, "status", status, "dur", time.Since(start))
 	writeError(w, req.RequestID, status, e)
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.Default()
+	}
+	return s.Log
 }
 
 func (s *Server) serve(r *http.Request, req *Request) (resp any, err error) {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -130,6 +131,9 @@ func parseSignature(r *http.Request) (sigInput, error) {
 	}
 	in.accessKey, in.date, in.region, in.service = parts[0], parts[1], parts[2], parts[3]
 	in.signedHeaders = strings.Split(signed, ";")
+	if !slices.Contains(in.signedHeaders, "host") {
+		return in, apierr.New(apierr.IncompleteSignature, "SignedHeaders must include host.")
+	}
 	t, err := time.Parse(amzDateFormat, date)
 	if err != nil {
 		if t, err = http.ParseTime(date); err != nil {
