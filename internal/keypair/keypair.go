@@ -141,6 +141,17 @@ func (s *Service) Get(ctx context.Context, sc resource.Scope, name string) (KeyP
 	return kp, nil
 }
 
+// GetByID finds a key pair by ID.
+func (s *Service) GetByID(ctx context.Context, sc resource.Scope, id string) (KeyPair, error) {
+	var kp KeyPair
+	if _, err := s.Store.Get(ctx, resource.Key(sc, resource.KeyPair, id), &kp); errors.Is(err, store.ErrNotFound) {
+		return KeyPair{}, apierr.New("InvalidKeyPair.NotFound", "The key pair ID '%s' does not exist", id)
+	} else if err != nil {
+		return KeyPair{}, err
+	}
+	return kp, nil
+}
+
 // Delete removes a key pair by name or by ID. As in EC2, deleting a name that
 // does not exist succeeds; an ID that does not exist is an error.
 func (s *Service) Delete(ctx context.Context, sc resource.Scope, name, id string) (deletedID string, err error) {
@@ -149,9 +160,7 @@ func (s *Service) Delete(ctx context.Context, sc resource.Scope, name, id string
 		if !resource.ValidID(resource.KeyPair, id) {
 			return "", apierr.New("InvalidKeyPairId.Malformed", "Invalid id: \"%s\" (expecting \"key-...\")", id)
 		}
-		if _, err := s.Store.Get(ctx, resource.Key(sc, resource.KeyPair, id), &kp); errors.Is(err, store.ErrNotFound) {
-			return "", apierr.New("InvalidKeyPair.NotFound", "The key pair ID '%s' does not exist", id)
-		} else if err != nil {
+		if kp, err = s.GetByID(ctx, sc, id); err != nil {
 			return "", err
 		}
 	} else {

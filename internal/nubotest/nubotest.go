@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -142,9 +143,39 @@ func (s *Server) Config(a *account.Account) (aws.Config, error) {
 		Region:       s.Region,
 		Credentials:  credentials.NewStaticCredentialsProvider(a.AccessKeyID, a.SecretAccessKey, ""),
 		BaseEndpoint: aws.String(s.Endpoint),
-		// One retry hides nothing a test should see; throttling retries would.
+		// One attempt: a retry would hide what a test should see.
 		RetryMaxAttempts: 1,
+		HTTPClient:       &http.Client{Transport: bufferedTransport{transport}},
 	}, nil
+}
+
+// transport keeps enough idle connections for concurrent benchmark clients.
+var transport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	return t
+}()
+
+// bufferedTransport reads each response body whole before the SDK decodes
+// it. aws-sdk-go-v2 closes the request body as soon as a response arrives; when
+// the server answers before the transport's write loop has finished (easy on
+// loopback with a busy CPU), the transport closes the connection under the
+// SDK's slow XML decoder ("use of closed network connection",
+// aws/aws-sdk-go-v2#2737). Reading first takes the race away.
+type bufferedTransport struct{ base http.RoundTripper }
+
+func (t bufferedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("reading response: %w", err)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return resp, nil
 }
 
 // EC2 is an EC2 client for the default account.

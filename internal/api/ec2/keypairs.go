@@ -3,6 +3,7 @@ package ec2
 import (
 	"context"
 	"encoding/base64"
+	"sort"
 
 	"nubo/internal/api/ec2query"
 	"nubo/internal/apierr"
@@ -121,15 +122,14 @@ func (a *API) describeKeyPairs(ctx context.Context, r *ec2query.Request) (any, e
 			return nil, apierr.New("InvalidKeyPairId.Malformed", "Invalid id: \"%s\" (expecting \"key-...\")", id)
 		}
 	}
-	all, err := a.KeyPairs.List(ctx, a.scope(r))
+	var all []keypair.KeyPair
+	if len(names) > 0 || len(ids) > 0 {
+		all, err = a.selectKeyPairs(ctx, r, names, ids)
+	} else {
+		all, err = a.KeyPairs.List(ctx, a.scope(r))
+	}
 	if err != nil {
 		return nil, err
-	}
-	if len(names) > 0 || len(ids) > 0 {
-		all, err = selectKeyPairs(all, names, ids)
-		if err != nil {
-			return nil, err
-		}
 	}
 	var items []keyPairItem
 	for _, k := range m.Apply(all) {
@@ -145,35 +145,29 @@ func (a *API) describeKeyPairs(ctx context.Context, r *ec2query.Request) (any, e
 	}{ec2query.ListOf(items)}, nil
 }
 
-// selectKeyPairs keeps the key pairs named by name or ID; every one asked for
-// must exist, as EC2 fails the whole call otherwise.
-func selectKeyPairs(all []keypair.KeyPair, names, ids []string) ([]keypair.KeyPair, error) {
-	byName, byID := map[string]keypair.KeyPair{}, map[string]keypair.KeyPair{}
-	for _, k := range all {
-		byName[k.Name], byID[k.ID] = k, k
-	}
+// selectKeyPairs fetches the key pairs named by name or ID, each once; every
+// one asked for must exist, as EC2 fails the whole call otherwise.
+func (a *API) selectKeyPairs(ctx context.Context, r *ec2query.Request, names, ids []string) ([]keypair.KeyPair, error) {
 	seen := map[string]bool{}
 	var out []keypair.KeyPair
-	add := func(k keypair.KeyPair) {
-		if !seen[k.ID] {
+	add := func(k keypair.KeyPair, err error) error {
+		if err == nil && !seen[k.ID] {
 			seen[k.ID] = true
 			out = append(out, k)
 		}
+		return err
 	}
 	for _, n := range names {
-		k, ok := byName[n]
-		if !ok {
-			return nil, apierr.New("InvalidKeyPair.NotFound", "The key pair '%s' does not exist", n)
+		if err := add(a.KeyPairs.Get(ctx, a.scope(r), n)); err != nil {
+			return nil, err
 		}
-		add(k)
 	}
 	for _, id := range ids {
-		k, ok := byID[id]
-		if !ok {
-			return nil, apierr.New("InvalidKeyPair.NotFound", "The key pair ID '%s' does not exist", id)
+		if err := add(a.KeyPairs.GetByID(ctx, a.scope(r), id)); err != nil {
+			return nil, err
 		}
-		add(k)
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
 }
 
