@@ -1,0 +1,82 @@
+// Package runtime is the instance driver contract: it runs an instance's root
+// filesystem as an isolated Linux system (its own user, PID, mount, UTS, IPC,
+// cgroup and network namespaces) with the CPU, memory and pids limits of its
+// instance type. Implementations: runtime/runc (real) and runtime/fake (tests);
+// runtime/runtimetest is the conformance suite both pass.
+//
+// Every method is idempotent by instance ID, and an instance's processes never
+// depend on the calling process: they keep running when nubo dies, and a new
+// nubo finds them again with State and List.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound: the runtime has no instance of that ID.
+var ErrNotFound = errors.New("instance not found in runtime")
+
+// Spec is everything the runtime needs to create an instance.
+type Spec struct {
+	ID       string   // i-…, also the container ID
+	RootFS   string   // absolute path of the instance's mounted root filesystem
+	Hostname string   // e.g. ip-172-31-5-9
+	Init     []string // PID 1 and its arguments, e.g. ["/sbin/nubo-init"]
+	Env      []string
+
+	VCPUs     int   // CPU quota: VCPUs full CPUs (CFS quota = VCPUs × period)
+	MemoryMiB int64 // hard memory limit; the OOM killer acts inside the instance
+	PidsLimit int64
+
+	// UIDBase/GIDBase: host IDs that instance root (0) maps to; the mapping
+	// covers IDCount IDs. The root filesystem must already be owned accordingly.
+	UIDBase, GIDBase, IDCount uint32
+
+	// NetNS is the path of an existing network namespace to join; empty
+	// creates a fresh one (loopback only) owned by the instance's user namespace.
+	NetNS string
+
+	// ConsoleLog receives the instance's console (PID 1's stdout and stderr),
+	// appended across boots; GetConsoleOutput reads it.
+	ConsoleLog string
+}
+
+// Status is what the runtime observes of an instance.
+type Status string
+
+const (
+	Created Status = "created" // made, PID 1 not started
+	Running Status = "running"
+	Stopped Status = "stopped" // PID 1 exited; resources still held until Delete
+)
+
+// State is an observation.
+type State struct {
+	Status    Status
+	Pid       int       // host PID of the instance's PID 1 while running
+	StartedAt time.Time // when PID 1 started (zero if unknown)
+	// ExitCode of PID 1 once Stopped, -1 if unknown. nubo-init exits 0 on
+	// poweroff and 129 on reboot (see cmd/nubo-init).
+	ExitCode int
+}
+
+// Driver runs instances on this host.
+type Driver interface {
+	// Create prepares the instance (namespaces, cgroup) without starting PID 1.
+	// Creating an existing ID with the same spec is a no-op.
+	Create(ctx context.Context, spec Spec) error
+	// Start runs PID 1. Starting a running instance is a no-op.
+	Start(ctx context.Context, id string) error
+	// Stop asks PID 1 to shut down (SIGTERM), waits up to grace, then kills
+	// every process (SIGKILL). Stopping a stopped instance is a no-op.
+	Stop(ctx context.Context, id string, grace time.Duration) error
+	// Delete removes the instance and everything the runtime made for it
+	// (killing it first if it runs). Deleting an absent ID is a no-op.
+	Delete(ctx context.Context, id string) error
+	// State observes one instance; ErrNotFound if the runtime has none.
+	State(ctx context.Context, id string) (State, error)
+	// List returns the IDs of every instance the runtime holds.
+	List(ctx context.Context) ([]string, error)
+}
