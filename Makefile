@@ -10,9 +10,14 @@ BIN      := bin/nubo
 DATA_DIR ?= /var/lib/nubo
 LISTEN   ?= 127.0.0.1:8773
 
-# Debian packages nubo needs on the host: the stock aws CLI (tests, and what
-# users point at nubo) and OpenSSH's client (keys, logging in to instances).
-DEBS := awscli openssh-client python3 ca-certificates
+# Debian packages nubo needs on the host: runc (the instance runtime),
+# mmdebstrap (builds images from Debian's packages), util-linux (nsenter),
+# busybox-static (the runtime's test root filesystem), the stock aws CLI (tests,
+# and what users point at nubo) and OpenSSH's client (keys, logging in).
+DEBS := runc mmdebstrap util-linux busybox-static awscli openssh-client python3 ca-certificates
+IMAGE ?= debian-12-minimal
+# Images built by the tests, reused by every test package within a run.
+export NUBO_IMAGE_CACHE ?= $(CURDIR)/.cache/images
 
 .PHONY: all install build run test test-go test-cli fuzz bench clean
 
@@ -30,8 +35,10 @@ install:
 
 build:
 	$(GO) build -o $(BIN) ./cmd/nubo
+	CGO_ENABLED=0 $(GO) build -o bin/nubo-init ./cmd/nubo-init
 
 run: install build
+	$(BIN) image build $(IMAGE) --data-dir $(DATA_DIR)
 	$(BIN) serve --data-dir $(DATA_DIR) --listen $(LISTEN)
 
 test: install build test-go test-cli

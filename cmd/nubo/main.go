@@ -13,11 +13,16 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"nubo/internal/account"
 	"nubo/internal/daemon"
+	"nubo/internal/instance"
+	"nubo/internal/runtime/runc"
 )
 
 const usage = `nubo is a real EC2 you run yourself.
@@ -26,6 +31,9 @@ Usage:
   nubo serve [flags]   run the API server (and, by default, an embedded etcd)
   nubo env [flags]     print shell lines that point AWS tools at nubo:
                          eval "$(nubo env)"
+  nubo image build NAME [flags]
+                       build an image (debian-12-minimal) from Debian's
+                       packages into the image dir; nubo serve registers it
 
 Run "nubo COMMAND -h" for a command's flags.
 `
@@ -43,6 +51,10 @@ func main() {
 		err = serve(os.Args[2:])
 	case "env":
 		err = env(os.Args[2:])
+	case "image":
+		err = imageCmd(os.Args[2:])
+	case "runc-shim": // started by the runtime, one per running instance
+		os.Exit(runc.ShimMain(os.Args[2:]))
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
@@ -63,7 +75,22 @@ func serve(args []string) error {
 	region := fl.String("region", "us-east-1", "the region this endpoint serves")
 	zones := fl.String("zones", "a,b,c", "availability zone letters of the region")
 	level := fl.String("log-level", "info", "debug, info, warn or error")
+	imageDir := fl.String("image-dir", "", "where built images are kept (default DATA_DIR/images)")
+	hostName := fl.String("host-name", "", "this host's name (default the machine's hostname)")
+	vcpus := fl.Int("host-vcpus", 64*goruntime.NumCPU(), "vCPUs this host offers to instances (containers share cores)")
+	memMiB := fl.Int64("host-memory-mib", 4*hostMemoryMiB(), "memory this host offers to instances, MiB (limits, not reservations)")
+	ttl := fl.Duration("terminated-ttl", time.Hour, "how long terminated instances stay visible")
+	cleanup := fl.Bool("cleanup", false, "stop and remove every instance, cgroup and mount nubo made on this host, then exit")
 	_ = fl.Parse(args)
+	if *cleanup {
+		return daemon.Cleanup(context.Background(), *dataDir)
+	}
+	if *imageDir == "" {
+		*imageDir = filepath.Join(*dataDir, "images")
+	}
+	if *hostName == "" {
+		*hostName, _ = os.Hostname()
+	}
 
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
@@ -78,6 +105,9 @@ func serve(args []string) error {
 		EtcdEndpoints: splitList(*etcd),
 		Region:        *region,
 		Zones:         splitList(*zones),
+		ImageDir:      *imageDir,
+		Host:          instance.Host{Name: *hostName, VCPUs: *vcpus, MemoryMiB: *memMiB},
+		TerminatedTTL: *ttl,
 		Log:           log,
 		Ready: func(endpoint string, accounts *account.Set) {
 			a := accounts.Default()
@@ -124,6 +154,37 @@ export AWS_PAGER=
 aws() { command aws --endpoint-url "$AWS_ENDPOINT_URL" "$@"; }
 `, info.Endpoint, a.AccessKeyID, a.SecretAccessKey, info.Region)
 	return nil
+}
+
+func imageCmd(args []string) error {
+	if len(args) < 2 || args[0] != "build" {
+		return fmt.Errorf("usage: nubo image build NAME [--data-dir DIR] [--image-dir DIR]")
+	}
+	name := args[1]
+	fl := flag.NewFlagSet("image build", flag.ExitOnError)
+	dataDir := fl.String("data-dir", defaultDataDir, "the data dir of the nubo server")
+	imageDir := fl.String("image-dir", "", "where images are kept (default DATA_DIR/images)")
+	_ = fl.Parse(args[2:])
+	if *imageDir == "" {
+		*imageDir = filepath.Join(*dataDir, "images")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	m, err := daemon.BuildImage(ctx, *imageDir, name, os.Stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("image %s ready in %s\n", m.Name, *imageDir)
+	return nil
+}
+
+// hostMemoryMiB is the machine's RAM.
+func hostMemoryMiB() int64 {
+	var si syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&si); err != nil {
+		return 4096
+	}
+	return int64(si.Totalram) * int64(si.Unit) >> 20
 }
 
 func splitList(s string) []string {

@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"nubo/internal/account"
+	"nubo/internal/ami"
 	"nubo/internal/api/ec2"
 	"nubo/internal/api/ec2query"
+	"nubo/internal/instance"
 	"nubo/internal/keypair"
 	"nubo/internal/resource"
 	"nubo/internal/store"
@@ -29,6 +31,9 @@ type Config struct {
 	EtcdEndpoints []string // empty: embedded etcd in DataDir/etcd
 	Region        string
 	Zones         []string // zone letters
+	ImageDir      string   // built images; default DataDir/images
+	Host          instance.Host
+	TerminatedTTL time.Duration
 	Log           *slog.Logger
 	// Ready, if set, is called with the endpoint URL once requests are served.
 	Ready func(endpoint string, accounts *account.Set)
@@ -46,8 +51,17 @@ const InfoFile = "server.json"
 // Run serves until ctx is cancelled, then shuts down cleanly.
 func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Log
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	// Instances' roots are mounted below the data dir, and runc opens them
+	// as the instance's root user, a host uid that must be able to traverse
+	// it: o+x, no listing. Secrets in it are files of mode 0600.
+	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
+	}
+	if err := os.Chmod(cfg.DataDir, 0o711); err != nil {
+		return fmt.Errorf("making data dir traversable: %w", err)
+	}
+	if err := checkTraversable(cfg.DataDir); err != nil {
+		return err
 	}
 	accounts, err := account.Load(cfg.DataDir)
 	if err != nil {
@@ -75,10 +89,25 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	endpoint := "http://" + ln.Addr().String()
 
+	region := ec2.NewRegion(cfg.Region, ln.Addr().String(), cfg.Zones)
+	var zones []string
+	for _, z := range region.Zones {
+		zones = append(zones, z.Name)
+	}
+	keys := &keypair.Service{Store: st}
+	images := &ami.Registry{Store: st, Region: cfg.Region}
+	host, err := startHost(ctx, cfg, st, images)
+	if err != nil {
+		return err
+	}
+	defer host.stop()
 	api := &ec2.API{
-		Region:   ec2.NewRegion(cfg.Region, ln.Addr().String(), cfg.Zones),
-		KeyPairs: &keypair.Service{Store: st},
-		Tags:     resource.Tagger{Store: st},
+		Region:    region,
+		KeyPairs:  keys,
+		Tags:      resource.Tagger{Store: st},
+		Images:    images,
+		Instances: &instance.Service{Store: st, Region: cfg.Region, Zones: zones, Host: cfg.Host.Name, Images: images, KeyPairs: keys},
+		Console:   host.agent.Console,
 	}
 	q := &ec2query.Server{
 		Region:  cfg.Region,
@@ -116,6 +145,27 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("shutting down: %w", err)
 	}
 	return nil
+}
+
+// checkTraversable fails unless every directory above dir lets others
+// search it (o+x), which instance roots need to reach their root filesystems.
+func checkTraversable(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("data dir %s: %s is not searchable by others (instances open their root filesystems as an unprivileged host uid): chmod o+x %s", abs, d, d)
+		}
+		if d == "/" {
+			return nil
+		}
+	}
 }
 
 func writeInfo(dir string, info Info) error {

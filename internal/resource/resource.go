@@ -28,11 +28,17 @@ type Kind struct {
 
 // The kinds nubo stores. Each is taggable through CreateTags.
 var (
-	KeyPair = Kind{Name: "key-pair", IDPrefix: "key", NotFoundCode: "InvalidKeyPair.NotFound"}
+	KeyPair  = Kind{Name: "key-pair", IDPrefix: "key", NotFoundCode: "InvalidKeyPair.NotFound"}
+	Image    = Kind{Name: "image", IDPrefix: "ami", NotFoundCode: "InvalidAMIID.NotFound"}
+	Instance = Kind{Name: "instance", IDPrefix: "i", NotFoundCode: "InvalidInstanceID.NotFound"}
+	Volume   = Kind{Name: "volume", IDPrefix: "vol", NotFoundCode: "InvalidVolume.NotFound"}
 )
 
 // Kinds lists every kind, for lookups by ID prefix and resource-type name.
-var Kinds = []Kind{KeyPair}
+var Kinds = []Kind{KeyPair, Image, Instance, Volume}
+
+// Reservation is not a stored resource, only an ID prefix.
+var Reservation = Kind{Name: "reservation", IDPrefix: "r"}
 
 // KindOf returns the kind whose ID prefix id carries.
 func KindOf(id string) (Kind, bool) {

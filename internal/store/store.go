@@ -171,3 +171,53 @@ func (s *Store) Delete(ctx context.Context, keys ...string) error {
 	}
 	return nil
 }
+
+// Op is one write of an atomic Apply.
+type Op struct {
+	Key    string
+	Value  any   // written as JSON; ignored when Delete
+	ModRev int64 // the key's mod revision it must still have; 0: it must not exist; -1: no condition
+	Delete bool
+}
+
+// Apply performs ops in one transaction if every condition holds, and
+// otherwise writes nothing and returns ErrConflict.
+func (s *Store) Apply(ctx context.Context, ops ...Op) error {
+	var cmps []clientv3.Cmp
+	var puts []clientv3.Op
+	for _, op := range ops {
+		switch {
+		case op.ModRev == 0:
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(op.Key), "=", 0))
+		case op.ModRev > 0:
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(op.Key), "=", op.ModRev))
+		}
+		if op.Delete {
+			puts = append(puts, clientv3.OpDelete(op.Key))
+			continue
+		}
+		b, err := json.Marshal(op.Value)
+		if err != nil {
+			return fmt.Errorf("encoding %s: %w", op.Key, err)
+		}
+		puts = append(puts, clientv3.OpPut(op.Key, string(b)))
+	}
+	resp, err := s.cli.Txn(ctx).If(cmps...).Then(puts...).Commit()
+	if err != nil {
+		return fmt.Errorf("applying %d writes: %w", len(ops), err)
+	}
+	if !resp.Succeeded {
+		return ErrConflict
+	}
+	return nil
+}
+
+// GetRev reads key into v like Get, but reports an absent key as revision 0
+// with no error, ready for an Apply that creates it.
+func (s *Store) GetRev(ctx context.Context, key string, v any) (int64, error) {
+	rev, err := s.Get(ctx, key, v)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	return rev, err
+}

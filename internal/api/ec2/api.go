@@ -4,16 +4,25 @@
 package ec2
 
 import (
+	"context"
+	"time"
+
+	"nubo/internal/ami"
 	"nubo/internal/api/ec2query"
+	"nubo/internal/instance"
 	"nubo/internal/keypair"
 	"nubo/internal/resource"
 )
 
 // API holds the services the actions call.
 type API struct {
-	Region   Region
-	KeyPairs *keypair.Service
-	Tags     resource.Tagger
+	Region    Region
+	KeyPairs  *keypair.Service
+	Tags      resource.Tagger
+	Images    *ami.Registry
+	Instances *instance.Service
+	// Console returns an instance's console output and when it was taken.
+	Console func(ctx context.Context, id string) ([]byte, time.Time, error)
 }
 
 // Actions is the action table served at the EC2 endpoint.
@@ -30,6 +39,18 @@ func (a *API) Actions() map[string]ec2query.Handler {
 		"CreateTags":                    a.createTags,
 		"DeleteTags":                    a.deleteTags,
 		"DescribeTags":                  a.describeTags,
+		"DescribeImages":                a.describeImages,
+		"DeregisterImage":               a.deregisterImage,
+		"RunInstances":                  a.runInstances,
+		"DescribeInstances":             a.describeInstances,
+		"DescribeInstanceStatus":        a.describeInstanceStatus,
+		"StopInstances":                 a.stopInstances,
+		"StartInstances":                a.startInstances,
+		"RebootInstances":               a.rebootInstances,
+		"TerminateInstances":            a.terminateInstances,
+		"GetConsoleOutput":              a.getConsoleOutput,
+		"DescribeInstanceAttribute":     a.describeInstanceAttribute,
+		"ModifyInstanceAttribute":       a.modifyInstanceAttribute,
 	}
 }
 

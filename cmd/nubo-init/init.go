@@ -1,0 +1,180 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Exit codes of nubo-init as PID 1 (see the package doc).
+const (
+	exitPoweroff = 0
+	exitUsage    = 2
+	exitReboot   = 129
+)
+
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// initd is nubo-init running as PID 1.
+type initd struct {
+	root       string // "/" in an instance
+	grace      time.Duration
+	instanceID string
+	con        *console
+	out        *os.File // console, handed to children
+	procs      *procs
+	started    time.Time
+}
+
+func (in *initd) path(rel string) string { return filepath.Join(in.root, rel) }
+
+func runInit(args []string, out *os.File) int {
+	started := time.Now()
+	fs := flag.NewFlagSet("nubo-init", flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	root := fs.String("root", "/", "prefix for every path nubo-init reads or writes (tests)")
+	grace := fs.Duration("grace", 5*time.Second, "how long processes get between SIGTERM and SIGKILL at shutdown")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "nubo-init: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	in := &initd{
+		root:       *root,
+		grace:      *grace,
+		instanceID: os.Getenv("NUBO_INSTANCE_ID"),
+		con:        &console{w: out},
+		out:        out,
+		procs:      newProcs(),
+		started:    started,
+	}
+	return in.run()
+}
+
+// run boots the instance and serves signals until shutdown; it returns the
+// exit code.
+func (in *initd) run() int {
+	// Every signal nubo-init may receive is caught: as PID 1 an uncaught
+	// SIGHUP would make the Go runtime exit, and a broken console (SIGPIPE on
+	// stdout) must not stop the instance. Caught, not ignored, so that
+	// children start with default dispositions.
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, syscall.SIGCHLD, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1,
+		syscall.SIGUSR2, syscall.SIGPWR, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE)
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		in.con.logf("cannot become child subreaper: %v", err)
+	}
+	if os.Getenv("PATH") == "" {
+		os.Setenv("PATH", defaultPath)
+	}
+	in.con.logf("starting (pid %d)", os.Getpid())
+	if in.root == "/" { // tests run with another root, in the host's network namespace
+		if up, err := loopbackUp(); err != nil {
+			in.con.logf("cannot bring up loopback: %v", err)
+		} else if up {
+			in.con.logf("brought up loopback")
+		}
+	}
+	go in.boot()
+	for sig := range sigs {
+		switch sig {
+		case syscall.SIGCHLD:
+			in.procs.reap()
+		case syscall.SIGTERM, syscall.SIGUSR2, syscall.SIGPWR:
+			return in.shutdown(actPoweroff, sig)
+		case syscall.SIGUSR1:
+			return in.shutdown(actHalt, sig)
+		case syscall.SIGINT:
+			return in.shutdown(actReboot, sig)
+		case syscall.SIGPIPE:
+		default:
+			in.con.logf("ignoring %v", sig)
+		}
+	}
+	return exitPoweroff // not reached
+}
+
+// boot does the first-boot and every-boot work, then supervises sshd. It
+// gives up as soon as shutdown begins.
+func (in *initd) boot() {
+	marker := in.path("var/lib/nubo-init/first-boot-done")
+	first, err := firstBootNeeded(marker, in.instanceID)
+	if err != nil {
+		in.con.logf("cannot read first-boot marker: %v; treating this as a later boot", err)
+	}
+	scripts := &scriptRunner{con: in.con, out: in.out, run: in.procs.run, dir: in.root, stop: in.procs.isClosed}
+	if first {
+		t0 := time.Now()
+		in.con.logf("first boot: preparing the instance")
+		if made, err := ensureMachineID(in.path("etc/machine-id")); err != nil {
+			in.con.logf("cannot write /etc/machine-id: %v", err)
+		} else if made {
+			in.con.logf("wrote a new /etc/machine-id")
+		}
+		in.generateHostKeys()
+		scripts.runDir("first-boot.d", in.path("etc/nubo-init/first-boot.d"))
+		if in.procs.isClosed() {
+			return // cut short: the next boot is a first boot again
+		}
+		if err := markFirstBootDone(marker, in.instanceID); err != nil {
+			in.con.logf("cannot write first-boot marker: %v", err)
+		}
+		in.con.logf("first boot done in %s", since(t0))
+	} else if hostKeysMissing(in.path("etc/ssh")) {
+		in.generateHostKeys()
+	}
+	scripts.runDir("boot.d", in.path("etc/nubo-init/boot.d"))
+	in.superviseSSHD()
+}
+
+// generateHostKeys runs ssh-keygen -A, which creates only missing keys.
+func (in *initd) generateHostKeys() {
+	args := []string{"-A"}
+	if in.root != "/" {
+		args = append(args, "-f", in.root)
+	}
+	cmd := exec.Command(in.path("usr/bin/ssh-keygen"), args...)
+	cmd.Dir = in.root
+	cmd.Stdout, cmd.Stderr = in.out, in.out
+	t0 := time.Now()
+	in.con.logf("generating missing SSH host keys")
+	if err := in.procs.run(cmd); err != nil {
+		in.con.logf("ssh-keygen -A failed: %v", err)
+		return
+	}
+	in.con.logf("SSH host keys ready in %s", since(t0))
+}
+
+// shutdown stops every process (SIGTERM, grace, SIGKILL), syncs and returns
+// the exit code for action.
+func (in *initd) shutdown(action powerAction, sig os.Signal) int {
+	in.con.logf("%s requested (%v): stopping all processes", action, sig)
+	in.procs.shutdown(syscall.SIGTERM)
+	if !in.procs.waitAll(in.grace) {
+		in.con.logf("processes still running after %s: killing them", in.grace)
+		in.procs.signalAll(syscall.SIGKILL)
+		if !in.procs.waitAll(2 * time.Second) {
+			in.con.logf("some processes did not die")
+		}
+	}
+	syscall.Sync()
+	if action == actReboot {
+		in.con.logf("rebooting (exit %d)", exitReboot)
+		return exitReboot
+	}
+	if action == actHalt {
+		in.con.logf("halted (exit %d)", exitPoweroff)
+	} else {
+		in.con.logf("powered off (exit %d)", exitPoweroff)
+	}
+	return exitPoweroff
+}

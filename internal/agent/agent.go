@@ -1,0 +1,184 @@
+// Package agent is the host agent: it watches the store for the instances
+// placed on its host and makes them so with the instance runtime and root
+// volumes, then writes back what it observes. Every reconcile reads the
+// current state and measures before it acts, so repeating one (after a crash,
+// a restart, or a duplicate event) is harmless.
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"nubo/internal/ami"
+	"nubo/internal/instance"
+	"nubo/internal/runtime"
+	"nubo/internal/store"
+	"nubo/internal/volume"
+)
+
+// Agent reconciles one host.
+type Agent struct {
+	Store   *store.Store
+	Host    string
+	Runtime runtime.Driver
+	Roots   volume.Roots
+	Images  *ami.Registry
+	// ImageRoot returns the local root filesystem directory of an image.
+	ImageRoot func(im ami.Image) string
+	Dir       string // per-instance state: DATA/instances
+	Log       *slog.Logger
+
+	Workers       int           // concurrent reconciles (default 8)
+	Resync        time.Duration // full pass interval (default 5s)
+	StopGrace     time.Duration // SIGTERM → SIGKILL (default 10s)
+	TerminatedTTL time.Duration // how long terminated instances stay visible (default 1h)
+	Now           func() time.Time
+
+	queue *queue
+	wg    sync.WaitGroup
+}
+
+// Run reconciles until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	a.defaults()
+	a.queue = newQueue()
+	for i := 0; i < a.Workers; i++ {
+		a.wg.Add(1)
+		go a.worker(ctx)
+	}
+	defer func() { a.queue.close(); a.wg.Wait() }()
+
+	rev, err := a.resync(ctx)
+	if err != nil {
+		return err
+	}
+	watch := a.Store.Client().Watch(clientv3.WithRequireLeader(ctx), instance.AllPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	tick := time.NewTicker(a.Resync)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if _, err := a.resync(ctx); err != nil && ctx.Err() == nil {
+				a.Log.Warn("resync", "err", err)
+			}
+		case resp, ok := <-watch:
+			if !ok || resp.Err() != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				// Compacted or lost: resync and watch again from now.
+				rev, err := a.resync(ctx)
+				if err != nil {
+					a.Log.Warn("resync after watch loss", "err", err)
+					time.Sleep(time.Second)
+				}
+				watch = a.Store.Client().Watch(clientv3.WithRequireLeader(ctx), instance.AllPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+				continue
+			}
+			for _, ev := range resp.Events {
+				if k := string(ev.Kv.Key); isInstanceKey(k) {
+					a.queue.add(k)
+				}
+			}
+		}
+	}
+}
+
+func (a *Agent) defaults() {
+	if a.Workers == 0 {
+		a.Workers = 8
+	}
+	if a.Resync == 0 {
+		a.Resync = 5 * time.Second
+	}
+	if a.StopGrace == 0 {
+		a.StopGrace = 10 * time.Second
+	}
+	if a.TerminatedTTL == 0 {
+		a.TerminatedTTL = time.Hour
+	}
+	if a.Now == nil {
+		a.Now = time.Now
+	}
+}
+
+// resync queues every instance key, and every runtime instance without a
+// record (to clean it up). It returns the store revision it read at.
+func (a *Agent) resync(ctx context.Context) (int64, error) {
+	resp, err := a.Store.Client().Get(ctx, instance.AllPrefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return 0, err
+	}
+	known := map[string]bool{}
+	for _, kv := range resp.Kvs {
+		if k := string(kv.Key); isInstanceKey(k) {
+			known[k[strings.LastIndex(k, "/")+1:]] = true
+			a.queue.add(k)
+		}
+	}
+	ids, err := a.Runtime.List(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		if !known[id] {
+			a.queue.add(orphanKey + id)
+		}
+	}
+	return resp.Header.Revision, nil
+}
+
+const orphanKey = "orphan:"
+
+func isInstanceKey(k string) bool { return strings.Contains(k, "/instance/") }
+
+func (a *Agent) worker(ctx context.Context) {
+	defer a.wg.Done()
+	for {
+		key, ok := a.queue.get()
+		if !ok {
+			return
+		}
+		err := a.reconcileKey(ctx, key)
+		a.queue.done(key)
+		if err != nil && ctx.Err() == nil {
+			a.Log.Warn("reconcile", "key", key, "err", err)
+			// Retry later; the resync would too, but sooner is kinder.
+			go func() {
+				select {
+				case <-time.After(time.Second):
+					a.queue.add(key)
+				case <-ctx.Done():
+				}
+			}()
+		}
+	}
+}
+
+func (a *Agent) reconcileKey(ctx context.Context, key string) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = errors.New("panic in reconcile: " + strings.TrimSpace(strings.SplitN(stack(p), "\n", 2)[0]))
+		}
+	}()
+	if id, ok := strings.CutPrefix(key, orphanKey); ok {
+		return a.removeOrphan(ctx, id)
+	}
+	var in instance.Instance
+	_, err = a.Store.Get(ctx, key, &in)
+	if errors.Is(err, store.ErrNotFound) {
+		return a.removeOrphan(ctx, key[strings.LastIndex(key, "/")+1:])
+	}
+	if err != nil || in.Host != a.Host {
+		return err
+	}
+	return a.reconcile(ctx, key, in)
+}

@@ -1,0 +1,305 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"nubo/internal/catalog"
+	"nubo/internal/instance"
+	"nubo/internal/resource"
+	"nubo/internal/runtime"
+	"nubo/internal/store"
+	"nubo/internal/volume"
+)
+
+// Exit codes of nubo-init (see cmd/nubo-init).
+const (
+	exitPoweroff = 0
+	exitReboot   = 129
+)
+
+// ReadyMarker is the console line nubo-init prints once the instance is up.
+var ReadyMarker = []byte("nubo-init: ready")
+
+func (a *Agent) reconcile(ctx context.Context, key string, in instance.Instance) error {
+	switch in.Desired {
+	case instance.Running:
+		return a.ensureRunning(ctx, key, in)
+	case instance.Stopped:
+		return a.ensureStopped(ctx, key, in)
+	case instance.Terminated:
+		return a.ensureTerminated(ctx, key, in)
+	}
+	return fmt.Errorf("instance %s: unknown desired state %q", in.ID, in.Desired)
+}
+
+func (a *Agent) dir(id string) string     { return filepath.Join(a.Dir, id) }
+func (a *Agent) rootfs(id string) string  { return filepath.Join(a.dir(id), "rootfs") }
+func (a *Agent) console(id string) string { return filepath.Join(a.dir(id), "console.log") }
+
+// booted is the boot generation this host last started the instance at.
+func (a *Agent) booted(id string) int64 {
+	b, _ := os.ReadFile(filepath.Join(a.dir(id), "boot"))
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return n
+}
+
+func (a *Agent) setBooted(id string, n int64) error {
+	p := filepath.Join(a.dir(id), "boot")
+	if err := os.WriteFile(p+".tmp", []byte(strconv.FormatInt(n, 10)), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(p+".tmp", p)
+}
+
+func (a *Agent) ensureRunning(ctx context.Context, key string, in instance.Instance) error {
+	st, err := a.Runtime.State(ctx, in.ID)
+	exists := err == nil
+	if err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		return err
+	}
+	current := exists && a.booted(in.ID) >= in.Boot
+	switch {
+	case current && st.Status == runtime.Running:
+		if in.State != instance.Pending {
+			return nil
+		}
+		if !a.ready(in.ID) {
+			a.later(ctx, key, 50*time.Millisecond)
+			return nil
+		}
+		return a.setState(ctx, key, in, func(x *instance.Instance) {
+			x.State, x.StateReason, x.StateTransitionReason = instance.Running, nil, ""
+		})
+	case current && st.Status == runtime.Stopped:
+		return a.exited(ctx, key, in, st.ExitCode)
+	case exists && st.Status == runtime.Running:
+		// A reboot was asked for: stop, then start below.
+		if err := a.Runtime.Stop(ctx, in.ID, a.StopGrace); err != nil {
+			return fmt.Errorf("rebooting %s: %w", in.ID, err)
+		}
+	}
+	return a.boot(ctx, key, in, exists)
+}
+
+// boot mounts the root volume and starts the instance at generation in.Boot.
+func (a *Agent) boot(ctx context.Context, key string, in instance.Instance, exists bool) error {
+	im, err := a.Images.Get(ctx, in.Account, in.ImageID)
+	if err != nil {
+		return fmt.Errorf("image of %s: %w", in.ID, err)
+	}
+	// Traversable (not listable) by the instance's root, a host uid that runc
+	// opens the root filesystem as.
+	if err := os.MkdirAll(a.dir(in.ID), 0o711); err != nil {
+		return err
+	}
+	if err := os.Chmod(a.Dir, 0o711); err != nil {
+		return err
+	}
+	if err := a.Roots.Mount(in.RootVolumeID, a.ImageRoot(im), a.rootfs(in.ID), im.UIDBase); err != nil {
+		return err
+	}
+	if !exists {
+		it, ok := catalog.LookupInstanceType(in.InstanceType)
+		if !ok {
+			return fmt.Errorf("instance %s: unknown type %s", in.ID, in.InstanceType)
+		}
+		spec := runtime.Spec{
+			ID: in.ID, RootFS: a.rootfs(in.ID), Hostname: in.Hostname, Init: im.Init,
+			Env:   []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "container=nubo"},
+			VCPUs: int(it.VCpuInfo.DefaultVCpus), MemoryMiB: it.MemoryInfo.SizeInMiB, PidsLimit: pidsLimit(it.MemoryInfo.SizeInMiB),
+			UIDBase: im.UIDBase, GIDBase: im.UIDBase, IDCount: 65536,
+			ConsoleLog: a.console(in.ID),
+		}
+		if err := a.Runtime.Create(ctx, spec); err != nil {
+			return fmt.Errorf("creating %s: %w", in.ID, err)
+		}
+	}
+	// Record the generation first: a crash after Start must not boot it twice.
+	if err := a.setBooted(in.ID, in.Boot); err != nil {
+		return err
+	}
+	if err := a.Runtime.Start(ctx, in.ID); err != nil {
+		return fmt.Errorf("starting %s: %w", in.ID, err)
+	}
+	a.Log.Info("instance started", "instance_id", in.ID, "boot", in.Boot)
+	a.later(ctx, key, 20*time.Millisecond)
+	return nil
+}
+
+// pidsLimit grows with memory: 512 processes per GiB, at least 1024.
+func pidsLimit(memMiB int64) int64 { return max(1024, memMiB/2) }
+
+// exited handles PID 1 ending by itself while the instance should run.
+func (a *Agent) exited(ctx context.Context, key string, in instance.Instance, code int) error {
+	if code == exitReboot {
+		a.Log.Info("instance rebooting itself", "instance_id", in.ID)
+		return a.Runtime.Start(ctx, in.ID)
+	}
+	reason := instance.ReasonOSShutdown
+	if code != exitPoweroff {
+		reason = instance.ReasonCrashed
+	}
+	a.Log.Info("instance stopped by itself", "instance_id", in.ID, "exit_code", code)
+	err := a.setState(ctx, key, in, func(x *instance.Instance) {
+		x.StateReason = reason
+		x.StateTransitionReason = fmt.Sprintf("%s (%s)", strings.SplitN(reason.Code, ".", 2)[1], a.Now().UTC().Format("2006-01-02 15:04:05 MST"))
+		if code == exitPoweroff && x.ShutdownBehavior == "terminate" {
+			x.Desired, x.State = instance.Terminated, instance.ShuttingDown
+		} else {
+			x.Desired, x.State = instance.Stopped, instance.Stopping
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return instance.Release(ctx, a.Store, in.Host, in.ID)
+}
+
+func (a *Agent) ensureStopped(ctx context.Context, key string, in instance.Instance) error {
+	if err := a.halt(ctx, in.ID); err != nil {
+		return err
+	}
+	if in.State == instance.Stopped {
+		return nil
+	}
+	return a.setState(ctx, key, in, func(x *instance.Instance) { x.State = instance.Stopped })
+}
+
+// halt stops the instance's processes, frees its runtime resources and
+// unmounts its root; the volume's data stays.
+func (a *Agent) halt(ctx context.Context, id string) error {
+	if _, err := a.Runtime.State(ctx, id); err == nil {
+		if err := a.Runtime.Stop(ctx, id, a.StopGrace); err != nil {
+			return fmt.Errorf("stopping %s: %w", id, err)
+		}
+		if err := a.Runtime.Delete(ctx, id); err != nil {
+			return fmt.Errorf("deleting %s from the runtime: %w", id, err)
+		}
+	} else if !errors.Is(err, runtime.ErrNotFound) {
+		return err
+	}
+	return a.Roots.Unmount(a.rootfs(id))
+}
+
+func (a *Agent) ensureTerminated(ctx context.Context, key string, in instance.Instance) error {
+	if in.State == instance.Terminated {
+		if a.Now().Sub(in.TerminatedAt) < a.TerminatedTTL {
+			return nil
+		}
+		// Gone from DescribeInstances, as in EC2 about an hour after termination.
+		if err := a.Store.Delete(ctx, key); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return os.RemoveAll(a.dir(in.ID))
+	}
+	if err := a.halt(ctx, in.ID); err != nil {
+		return err
+	}
+	if err := a.releaseRootVolume(ctx, in); err != nil {
+		return err
+	}
+	return a.setState(ctx, key, in, func(x *instance.Instance) {
+		x.State, x.TerminatedAt = instance.Terminated, a.Now().UTC()
+	})
+}
+
+// releaseRootVolume deletes the root volume (DeleteOnTermination) or detaches it.
+func (a *Agent) releaseRootVolume(ctx context.Context, in instance.Instance) error {
+	sc := resource.Scope{Account: in.Account, Region: in.Region}
+	vkey := resource.Key(sc, resource.Volume, in.RootVolumeID)
+	if in.DeleteOnTermination {
+		if err := a.Roots.Delete(in.RootVolumeID); err != nil {
+			return err
+		}
+		if err := a.Store.Delete(ctx, vkey); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return nil
+	}
+	_, err := store.Update(ctx, a.Store, vkey, func(v *volume.Volume) error {
+		v.State, v.Attachment = "available", nil
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// setState writes an observation, unless the API changed what it wants
+// meanwhile (then the next reconcile sees the new wish).
+func (a *Agent) setState(ctx context.Context, key string, seen instance.Instance, change func(*instance.Instance)) error {
+	errChanged := errors.New("changed")
+	_, err := store.Update(ctx, a.Store, key, func(x *instance.Instance) error {
+		if x.Desired != seen.Desired || x.Boot != seen.Boot {
+			return errChanged
+		}
+		change(x)
+		return nil
+	})
+	if errors.Is(err, errChanged) || errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (a *Agent) removeOrphan(ctx context.Context, id string) error {
+	if err := a.halt(ctx, id); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ready reports whether the instance's init says it is up.
+func (a *Agent) ready(id string) bool {
+	f, err := os.Open(a.console(id))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, 1<<20))
+	return strings.Contains(string(b), string(ReadyMarker))
+}
+
+// later queues key again after d, for things to observe soon.
+func (a *Agent) later(ctx context.Context, key string, d time.Duration) {
+	go func() {
+		select {
+		case <-time.After(d):
+			a.queue.add(key)
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// Console returns the instance's console output (its last 64 KiB).
+func (a *Agent) Console(ctx context.Context, id string) ([]byte, time.Time, error) {
+	f, err := os.Open(a.console(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, a.Now(), nil
+	}
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	const max = 64 << 10
+	if fi.Size() > max {
+		if _, err := f.Seek(fi.Size()-max, io.SeekStart); err != nil {
+			return nil, time.Time{}, err
+		}
+	}
+	b, err := io.ReadAll(f)
+	return b, fi.ModTime(), err
+}

@@ -1,0 +1,135 @@
+// Package ami is the image registry: the AMIs accounts can launch. Images
+// built or imported on a host (package image) are registered here; public
+// images (those nubo builds) live under the "public" scope and every account
+// sees them, an account's own images under its scope.
+package ami
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"nubo/internal/apierr"
+	"nubo/internal/resource"
+	"nubo/internal/store"
+)
+
+// PublicAccount is the scope of public images, and their owner ID.
+const PublicAccount = "000000000000"
+
+// OwnerAlias is what DescribeImages shows as the owner of public images.
+const OwnerAlias = "nubo"
+
+// Image is an AMI record.
+type Image struct {
+	resource.Meta
+	Name         string   `json:"name"`
+	Description  string   `json:"description,omitempty"`
+	OwnerID      string   `json:"ownerId"`
+	Public       bool     `json:"public"`
+	Architecture string   `json:"architecture"`
+	Platform     string   `json:"platform,omitempty"` // "" (Linux/UNIX) or "windows"
+	RootDevice   string   `json:"rootDevice"`         // /dev/xvda
+	SizeGiB      int      `json:"sizeGiB"`            // root volume size
+	State        string   `json:"state"`              // available | pending | failed
+	Location     string   `json:"location"`           // the local image directory name
+	Init         []string `json:"init"`               // PID 1
+	UIDBase      uint32   `json:"uidBase"`            // host uid of the image's root
+}
+
+// PlatformDetails is EC2's PlatformDetails for the image.
+func (im Image) PlatformDetails() string {
+	if im.Platform == "windows" {
+		return "Windows"
+	}
+	return "Linux/UNIX"
+}
+
+// Registry stores images.
+type Registry struct {
+	Store  *store.Store
+	Region string
+}
+
+// PublicID is the stable AMI ID of a public image: the same name and build
+// always register under the same ID, so re-registering at every start is a no-op.
+func PublicID(name string, created time.Time) string {
+	sum := sha256.Sum256([]byte(name + "\x00" + created.UTC().Format(time.RFC3339Nano)))
+	return "ami-" + hex.EncodeToString(sum[:])[:17]
+}
+
+func (r *Registry) scope(account string) resource.Scope {
+	return resource.Scope{Account: account, Region: r.Region}
+}
+
+// EnsurePublic registers a public image unless it already is.
+func (r *Registry) EnsurePublic(ctx context.Context, im Image) error {
+	im.OwnerID, im.Public = PublicAccount, true
+	err := r.Store.Create(ctx, map[string]any{resource.Key(r.scope(PublicAccount), resource.Image, im.ID): im})
+	if errors.Is(err, store.ErrExists) {
+		return nil
+	}
+	return err
+}
+
+// Register stores an account's own image.
+func (r *Registry) Register(ctx context.Context, account string, im Image) error {
+	im.OwnerID = account
+	return r.Store.Create(ctx, map[string]any{resource.Key(r.scope(account), resource.Image, im.ID): im})
+}
+
+// Get finds an image the account may launch: its own, or a public one.
+func (r *Registry) Get(ctx context.Context, account, id string) (Image, error) {
+	for _, owner := range []string{account, PublicAccount} {
+		var im Image
+		_, err := r.Store.Get(ctx, resource.Key(r.scope(owner), resource.Image, id), &im)
+		if err == nil {
+			return im, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return Image{}, err
+		}
+	}
+	return Image{}, apierr.New("InvalidAMIID.NotFound", "The image id '[%s]' does not exist", id)
+}
+
+// List returns the account's own images and the public ones, ordered by ID.
+func (r *Registry) List(ctx context.Context, account string) ([]Image, error) {
+	var out []Image
+	for _, owner := range []string{account, PublicAccount} {
+		kvs, err := r.Store.List(ctx, resource.Prefix(r.scope(owner), resource.Image))
+		if err != nil {
+			return nil, err
+		}
+		for _, kv := range kvs {
+			var im Image
+			if err := json.Unmarshal(kv.Value, &im); err != nil {
+				return nil, fmt.Errorf("decoding %s: %w", kv.Key, err)
+			}
+			out = append(out, im)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Deregister removes an account's own image; public images belong to nubo.
+func (r *Registry) Deregister(ctx context.Context, account, id string) error {
+	im, err := r.Get(ctx, account, id)
+	if err != nil {
+		return err
+	}
+	if im.OwnerID != account {
+		return apierr.New("AuthFailure", "Not authorized for image: %s (it belongs to %s).", id, im.OwnerID)
+	}
+	err = r.Store.Delete(ctx, resource.Key(r.scope(account), resource.Image, id))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,132 @@
+package ec2
+
+import (
+	"context"
+	"encoding/base64"
+	"strings"
+
+	"nubo/internal/api/ec2query"
+	"nubo/internal/apierr"
+	"nubo/internal/catalog"
+	"nubo/internal/instance"
+)
+
+type valueItem struct {
+	Value string `xml:"value"`
+}
+
+type boolValue struct {
+	Value bool `xml:"value"`
+}
+
+func (a *API) describeInstanceAttribute(ctx context.Context, r *ec2query.Request) (any, error) {
+	id, err := r.Params.Required("InstanceId")
+	if err != nil {
+		return nil, err
+	}
+	attr, err := r.Params.Required("Attribute")
+	if err != nil {
+		return nil, err
+	}
+	in, err := a.Instances.Get(ctx, r.Account, id)
+	if err != nil {
+		return nil, err
+	}
+	out := struct {
+		InstanceID                        string     `xml:"instanceId"`
+		InstanceType                      *valueItem `xml:"instanceType,omitempty"`
+		UserData                          *valueItem `xml:"userData,omitempty"`
+		DisableAPITermination             *boolValue `xml:"disableApiTermination,omitempty"`
+		InstanceInitiatedShutdownBehavior *valueItem `xml:"instanceInitiatedShutdownBehavior,omitempty"`
+		RootDeviceName                    *valueItem `xml:"rootDeviceName,omitempty"`
+	}{InstanceID: id}
+	switch attr {
+	case "instanceType":
+		out.InstanceType = &valueItem{in.InstanceType}
+	case "userData":
+		out.UserData = &valueItem{in.UserData}
+	case "disableApiTermination":
+		out.DisableAPITermination = &boolValue{in.DisableAPITermination}
+	case "instanceInitiatedShutdownBehavior":
+		out.InstanceInitiatedShutdownBehavior = &valueItem{in.ShutdownBehavior}
+	case "rootDeviceName":
+		out.RootDeviceName = &valueItem{in.RootDevice}
+	default:
+		return nil, apierr.InvalidValue("Attribute", attr, "nubo supports instanceType, userData, disableApiTermination, instanceInitiatedShutdownBehavior and rootDeviceName.")
+	}
+	return out, nil
+}
+
+func (a *API) modifyInstanceAttribute(ctx context.Context, r *ec2query.Request) (any, error) {
+	p := r.Params
+	id, err := p.Required("InstanceId")
+	if err != nil {
+		return nil, err
+	}
+	// Each attribute arrives either as "X.Value" or, with Attribute=x, as "Value".
+	get := func(name string) (string, bool) {
+		if p.Has(name + ".Value") {
+			return p.String(name + ".Value"), true
+		}
+		if strings.EqualFold(p.String("Attribute"), name) && p.Has("Value") {
+			return p.String("Value"), true
+		}
+		return "", false
+	}
+	var mutations []func(*instance.Instance) error
+	if v, ok := get("InstanceType"); ok {
+		if _, known := catalog.LookupInstanceType(v); !known {
+			return nil, apierr.InvalidValue("InstanceType", v, "")
+		}
+		mutations = append(mutations, func(in *instance.Instance) error {
+			if in.State != instance.Stopped {
+				return apierr.New("IncorrectInstanceState", "The instance '%s' is not in the 'stopped' state.", in.ID)
+			}
+			in.InstanceType = v
+			return nil
+		})
+	}
+	if v, ok := get("UserData"); ok {
+		if _, err := base64.StdEncoding.DecodeString(v); err != nil {
+			return nil, apierr.New(apierr.InvalidParameterValue, "Invalid BASE64 encoding of user data.")
+		}
+		mutations = append(mutations, func(in *instance.Instance) error {
+			if in.State != instance.Stopped {
+				return apierr.New("IncorrectInstanceState", "The instance '%s' is not in the 'stopped' state.", in.ID)
+			}
+			in.UserData = v
+			return nil
+		})
+	}
+	if v, ok := get("DisableApiTermination"); ok {
+		b, err := ec2query.NewParams(map[string][]string{"v": {v}}).Bool("v")
+		if err != nil {
+			return nil, apierr.InvalidValue("DisableApiTermination.Value", v, "Expected true or false.")
+		}
+		mutations = append(mutations, func(in *instance.Instance) error { in.DisableAPITermination = b; return nil })
+	}
+	if v, ok := get("InstanceInitiatedShutdownBehavior"); ok {
+		if v != "stop" && v != "terminate" {
+			return nil, apierr.InvalidValue("InstanceInitiatedShutdownBehavior.Value", v, "Valid values are stop and terminate.")
+		}
+		mutations = append(mutations, func(in *instance.Instance) error { in.ShutdownBehavior = v; return nil })
+	}
+	if len(mutations) == 0 {
+		return nil, apierr.New(apierr.MissingParameter, "The request must contain an attribute to modify (e.g. InstanceType.Value, DisableApiTermination.Value).")
+	}
+	if err := r.CheckDryRun(); err != nil {
+		return nil, err
+	}
+	err = a.Instances.Modify(ctx, r.Account, id, func(in *instance.Instance) error {
+		for _, m := range mutations {
+			if err := m(in); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return returnTrue{true}, nil
+}

@@ -1,0 +1,519 @@
+package ec2
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"nubo/internal/api/ec2query"
+	"nubo/internal/apierr"
+	"nubo/internal/catalog"
+	"nubo/internal/instance"
+	"nubo/internal/resource"
+)
+
+func (a *API) runInstances(ctx context.Context, r *ec2query.Request) (any, error) {
+	p := r.Params
+	spec := instance.RunSpec{
+		ImageID:             p.String("ImageId"),
+		InstanceType:        p.String("InstanceType"),
+		KeyName:             p.String("KeyName"),
+		Zone:                p.Member("Placement").String("AvailabilityZone"),
+		UserData:            p.String("UserData"),
+		ClientToken:         p.String("ClientToken"),
+		ShutdownBehavior:    p.String("InstanceInitiatedShutdownBehavior"),
+		DeleteOnTermination: true,
+	}
+	if spec.ImageID == "" {
+		return nil, apierr.Missing("ImageId")
+	}
+	if !resource.ValidID(resource.Image, spec.ImageID) {
+		return nil, apierr.New("InvalidAMIID.Malformed", "Invalid id: \"%s\" (expecting \"ami-...\")", spec.ImageID)
+	}
+	if spec.InstanceType == "" {
+		spec.InstanceType = "m1.small" // EC2's default, which nubo does not offer
+	}
+	if _, ok := catalog.LookupInstanceType(spec.InstanceType); !ok {
+		return nil, apierr.New(apierr.InvalidParameterValue, "Invalid value '%s' for InstanceType. nubo offers: see DescribeInstanceTypes.", spec.InstanceType)
+	}
+	var err error
+	if spec.MinCount, err = requiredCount(p, "MinCount"); err != nil {
+		return nil, err
+	}
+	if spec.MaxCount, err = requiredCount(p, "MaxCount"); err != nil {
+		return nil, err
+	}
+	if spec.MinCount > spec.MaxCount {
+		return nil, apierr.New(apierr.InvalidParameterValue, "MinCount (%d) must be less than or equal to MaxCount (%d).", spec.MinCount, spec.MaxCount)
+	}
+	if len(spec.ClientToken) > 64 {
+		return nil, apierr.InvalidValue("ClientToken", spec.ClientToken, "It must be at most 64 ASCII characters.")
+	}
+	switch spec.ShutdownBehavior {
+	case "":
+		spec.ShutdownBehavior = "stop"
+	case "stop", "terminate":
+	default:
+		return nil, apierr.InvalidValue("InstanceInitiatedShutdownBehavior", spec.ShutdownBehavior, "Valid values are stop and terminate.")
+	}
+	if spec.DisableAPITermination, err = p.Bool("DisableApiTermination"); err != nil {
+		return nil, err
+	}
+	if spec.UserData != "" {
+		raw, err := base64.StdEncoding.DecodeString(spec.UserData)
+		if err != nil {
+			return nil, apierr.New(apierr.InvalidParameterValue, "Invalid BASE64 encoding of user data.")
+		}
+		if len(raw) > 16*1024 {
+			return nil, apierr.New(apierr.InvalidParameterValue, "User data is limited to 16384 bytes (got %d).", len(raw))
+		}
+	}
+	for _, bdm := range p.Members("BlockDeviceMapping") {
+		ebs := bdm.Member("Ebs")
+		if n, ok, err := ebs.Int("VolumeSize"); err != nil {
+			return nil, err
+		} else if ok {
+			if n < 1 || n > 16384 {
+				return nil, apierr.InvalidValue(ebs.Name("VolumeSize"), strconv.Itoa(n), "Volume size must be between 1 and 16384 GiB.")
+			}
+			spec.RootSizeGiB = n
+		}
+		if d, err := ebs.OptBool("DeleteOnTermination"); err != nil {
+			return nil, err
+		} else if d != nil {
+			spec.DeleteOnTermination = *d
+		}
+	}
+	for _, ts := range p.Members("TagSpecification") {
+		rt, err := ts.Required("ResourceType")
+		if err != nil {
+			return nil, err
+		}
+		tags := parseTags(ts, "Tag")
+		if err := resource.ValidateTags(ts.Name("Tag"), tags); err != nil {
+			return nil, err
+		}
+		switch rt {
+		case "instance":
+			spec.Tags = append(spec.Tags, tags...)
+		case "volume":
+			spec.VolumeTags = append(spec.VolumeTags, tags...)
+		default:
+			return nil, apierr.New(apierr.InvalidParameterValue, "'%s' is not a valid taggable resource type for this operation.", rt)
+		}
+	}
+	if err := r.CheckDryRun(); err != nil {
+		return nil, err
+	}
+	res, err := a.Instances.Run(ctx, r.Account, spec)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]instanceItem, len(res.Instances))
+	for i, in := range res.Instances {
+		items[i] = a.instanceItem(in)
+	}
+	return struct {
+		ReservationID string                      `xml:"reservationId"`
+		OwnerID       string                      `xml:"ownerId"`
+		GroupSet      ec2query.List[struct{}]     `xml:"groupSet"`
+		InstancesSet  ec2query.List[instanceItem] `xml:"instancesSet"`
+	}{res.ID, r.Account, ec2query.List[struct{}]{}, ec2query.ListOf(items)}, nil
+}
+
+func requiredCount(p ec2query.Params, name string) (int, error) {
+	n, ok, err := p.Int(name)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, apierr.Missing(name)
+	}
+	if n < 1 {
+		return 0, apierr.InvalidValue(name, strconv.Itoa(n), "It must be at least 1.")
+	}
+	return n, nil
+}
+
+type stateItem struct {
+	Code int    `xml:"code"`
+	Name string `xml:"name"`
+}
+
+func stateOf(name string) stateItem { return stateItem{instance.StateCode(name), name} }
+
+type reasonItem struct {
+	Code    string `xml:"code"`
+	Message string `xml:"message"`
+}
+
+type ebsMapping struct {
+	VolumeID            string `xml:"volumeId"`
+	Status              string `xml:"status"`
+	AttachTime          string `xml:"attachTime"`
+	DeleteOnTermination bool   `xml:"deleteOnTermination"`
+}
+
+type blockDevice struct {
+	DeviceName string     `xml:"deviceName"`
+	Ebs        ebsMapping `xml:"ebs"`
+}
+
+type instanceItem struct {
+	InstanceID            string                       `xml:"instanceId"`
+	ImageID               string                       `xml:"imageId"`
+	InstanceState         stateItem                    `xml:"instanceState"`
+	PrivateDNSName        string                       `xml:"privateDnsName"`
+	DNSName               string                       `xml:"dnsName"`
+	Reason                string                       `xml:"reason"`
+	KeyName               string                       `xml:"keyName,omitempty"`
+	AmiLaunchIndex        int                          `xml:"amiLaunchIndex"`
+	ProductCodes          ec2query.List[struct{}]      `xml:"productCodes"`
+	InstanceType          string                       `xml:"instanceType"`
+	LaunchTime            string                       `xml:"launchTime"`
+	Placement             placementItem                `xml:"placement"`
+	Monitoring            monitoringItem               `xml:"monitoring"`
+	StateReason           *reasonItem                  `xml:"stateReason,omitempty"`
+	Architecture          string                       `xml:"architecture"`
+	RootDeviceType        string                       `xml:"rootDeviceType"`
+	RootDeviceName        string                       `xml:"rootDeviceName"`
+	BlockDeviceMapping    ec2query.List[blockDevice]   `xml:"blockDeviceMapping"`
+	VirtualizationType    string                       `xml:"virtualizationType"`
+	ClientToken           string                       `xml:"clientToken"`
+	TagSet                *ec2query.List[ec2query.Tag] `xml:"tagSet"`
+	Hypervisor            string                       `xml:"hypervisor"`
+	EbsOptimized          bool                         `xml:"ebsOptimized"`
+	EnaSupport            bool                         `xml:"enaSupport"`
+	CPUOptions            cpuOptions                   `xml:"cpuOptions"`
+	HibernationOptions    hibernationItem              `xml:"hibernationOptions"`
+	PlatformDetails       string                       `xml:"platformDetails"`
+	UsageOperation        string                       `xml:"usageOperation"`
+	CurrentInstanceBootMd string                       `xml:"currentInstanceBootMode"`
+}
+
+type monitoringItem struct {
+	State string `xml:"state"`
+}
+
+type hibernationItem struct {
+	Configured bool `xml:"configured"`
+}
+
+type placementItem struct {
+	AvailabilityZone string `xml:"availabilityZone"`
+	GroupName        string `xml:"groupName"`
+	Tenancy          string `xml:"tenancy"`
+}
+
+type cpuOptions struct {
+	CoreCount      int `xml:"coreCount"`
+	ThreadsPerCore int `xml:"threadsPerCore"`
+}
+
+func (a *API) instanceItem(in instance.Instance) instanceItem {
+	it, _ := catalog.LookupInstanceType(in.InstanceType)
+	item := instanceItem{
+		InstanceID:            in.ID,
+		ImageID:               in.ImageID,
+		InstanceState:         stateOf(in.State),
+		Reason:                in.StateTransitionReason,
+		KeyName:               in.KeyName,
+		AmiLaunchIndex:        in.LaunchIndex,
+		InstanceType:          in.InstanceType,
+		LaunchTime:            ec2query.Time(in.LaunchTime),
+		Placement:             placementItem{AvailabilityZone: in.Zone, Tenancy: "default"},
+		Architecture:          "x86_64",
+		RootDeviceType:        "ebs",
+		RootDeviceName:        in.RootDevice,
+		VirtualizationType:    "hvm",
+		ClientToken:           in.ClientToken,
+		TagSet:                ec2query.TagSet(in.Tags),
+		Hypervisor:            "xen",
+		EnaSupport:            true,
+		CPUOptions:            cpuOptions{int(it.VCpuInfo.DefaultCores), int(it.VCpuInfo.DefaultThreadsPerCore)},
+		PlatformDetails:       "Linux/UNIX",
+		UsageOperation:        "RunInstances",
+		CurrentInstanceBootMd: "legacy-bios",
+	}
+	item.Monitoring.State = "disabled"
+	if in.StateReason != nil {
+		item.StateReason = &reasonItem{in.StateReason.Code, in.StateReason.Message}
+	}
+	if in.State != instance.Terminated {
+		item.BlockDeviceMapping.Items = []blockDevice{{DeviceName: in.RootDevice, Ebs: ebsMapping{
+			VolumeID: in.RootVolumeID, Status: "attached", AttachTime: ec2query.Time(in.LaunchTime), DeleteOnTermination: in.DeleteOnTermination}}}
+	}
+	return item
+}
+
+func launchTimeValue(in instance.Instance) []string {
+	return []string{ec2query.Time(in.LaunchTime), in.LaunchTime.UTC().Format(time.RFC3339)}
+}
+
+var instanceFilters = map[string]ec2query.FilterFunc[instance.Instance]{
+	"instance-id":                      func(in instance.Instance) []string { return []string{in.ID} },
+	"instance-state-name":              func(in instance.Instance) []string { return []string{in.State} },
+	"instance-state-code":              func(in instance.Instance) []string { return []string{strconv.Itoa(instance.StateCode(in.State))} },
+	"instance-type":                    func(in instance.Instance) []string { return []string{in.InstanceType} },
+	"image-id":                         func(in instance.Instance) []string { return []string{in.ImageID} },
+	"key-name":                         func(in instance.Instance) []string { return []string{in.KeyName} },
+	"availability-zone":                func(in instance.Instance) []string { return []string{in.Zone} },
+	"placement.availability-zone":      func(in instance.Instance) []string { return []string{in.Zone} },
+	"reservation-id":                   func(in instance.Instance) []string { return []string{in.ReservationID} },
+	"launch-time":                      launchTimeValue,
+	"launch-index":                     func(in instance.Instance) []string { return []string{strconv.Itoa(in.LaunchIndex)} },
+	"client-token":                     func(in instance.Instance) []string { return []string{in.ClientToken} },
+	"architecture":                     func(in instance.Instance) []string { return []string{"x86_64"} },
+	"root-device-type":                 func(in instance.Instance) []string { return []string{"ebs"} },
+	"root-device-name":                 func(in instance.Instance) []string { return []string{in.RootDevice} },
+	"block-device-mapping.volume-id":   func(in instance.Instance) []string { return []string{in.RootVolumeID} },
+	"block-device-mapping.device-name": func(in instance.Instance) []string { return []string{in.RootDevice} },
+	"state-reason-code": func(in instance.Instance) []string {
+		if in.StateReason == nil {
+			return nil
+		}
+		return []string{in.StateReason.Code}
+	},
+	"owner-id":         func(in instance.Instance) []string { return []string{in.Account} },
+	"platform-details": func(in instance.Instance) []string { return []string{"Linux/UNIX"} },
+	"tenancy":          func(in instance.Instance) []string { return []string{"default"} },
+}
+
+func instanceTags(in instance.Instance) ec2query.Tags { return in.Tags }
+
+// selectInstances lists the account's instances, narrowed to InstanceId.N
+// (each of which must exist) and filters.
+func (a *API) selectInstances(ctx context.Context, r *ec2query.Request) ([]instance.Instance, error) {
+	filters, err := ec2query.ParseFilters(r.Params)
+	if err != nil {
+		return nil, err
+	}
+	m, err := ec2query.Compile(filters, instanceFilters, instanceTags)
+	if err != nil {
+		return nil, err
+	}
+	ids := r.Params.Strings("InstanceId")
+	var all []instance.Instance
+	if len(ids) > 0 {
+		var missing []string
+		for _, id := range ids {
+			in, err := a.Instances.Get(ctx, r.Account, id)
+			if e, ok := apierr.As(err); ok && e.Code == "InvalidInstanceID.NotFound" {
+				missing = append(missing, id)
+				continue
+			} else if err != nil {
+				return nil, err
+			}
+			all = append(all, in)
+		}
+		if len(missing) > 0 {
+			return nil, apierr.New("InvalidInstanceID.NotFound", "The instance IDs '%s' do not exist", strings.Join(missing, ", "))
+		}
+	} else if all, err = a.Instances.List(ctx, r.Account); err != nil {
+		return nil, err
+	}
+	return m.Apply(all), nil
+}
+
+type reservationItem struct {
+	ReservationID string                      `xml:"reservationId"`
+	OwnerID       string                      `xml:"ownerId"`
+	GroupSet      ec2query.List[struct{}]     `xml:"groupSet"`
+	InstancesSet  ec2query.List[instanceItem] `xml:"instancesSet"`
+}
+
+func (a *API) describeInstances(ctx context.Context, r *ec2query.Request) (any, error) {
+	page, err := ec2query.ParsePage(r.Params, 5, 1000)
+	if err != nil {
+		return nil, err
+	}
+	if page.Max > 0 && len(r.Params.Strings("InstanceId")) > 0 {
+		return nil, apierr.New(apierr.InvalidParameterCombination, "The parameter instancesSet cannot be used with the parameter maxResults")
+	}
+	all, err := a.selectInstances(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	ins, next, err := ec2query.Paginate(all, func(in instance.Instance) string { return in.ID }, page)
+	if err != nil {
+		return nil, err
+	}
+	// Group into reservations, in order of first appearance.
+	var out []reservationItem
+	index := map[string]int{}
+	for _, in := range ins {
+		i, ok := index[in.ReservationID]
+		if !ok {
+			i = len(out)
+			index[in.ReservationID] = i
+			out = append(out, reservationItem{ReservationID: in.ReservationID, OwnerID: in.Account})
+		}
+		out[i].InstancesSet.Items = append(out[i].InstancesSet.Items, a.instanceItem(in))
+	}
+	return struct {
+		ReservationSet ec2query.List[reservationItem] `xml:"reservationSet"`
+		NextToken      string                         `xml:"nextToken,omitempty"`
+	}{ec2query.ListOf(out), next}, nil
+}
+
+type statusDetail struct {
+	Name   string `xml:"name"`
+	Status string `xml:"status"`
+}
+
+type statusSummary struct {
+	Status  string                      `xml:"status"`
+	Details ec2query.List[statusDetail] `xml:"details"`
+}
+
+type instanceStatusItem struct {
+	InstanceID       string        `xml:"instanceId"`
+	AvailabilityZone string        `xml:"availabilityZone"`
+	InstanceState    stateItem     `xml:"instanceState"`
+	SystemStatus     statusSummary `xml:"systemStatus"`
+	InstanceStatus   statusSummary `xml:"instanceStatus"`
+}
+
+func (a *API) describeInstanceStatus(ctx context.Context, r *ec2query.Request) (any, error) {
+	includeAll, err := r.Params.Bool("IncludeAllInstances")
+	if err != nil {
+		return nil, err
+	}
+	page, err := ec2query.ParsePage(r.Params, 5, 1000)
+	if err != nil {
+		return nil, err
+	}
+	all, err := a.selectInstances(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	var items []instanceStatusItem
+	for _, in := range all {
+		if in.State != instance.Running && !includeAll {
+			continue
+		}
+		st := "not-applicable"
+		det := ec2query.List[statusDetail]{}
+		if in.State == instance.Running {
+			st = "ok"
+			det.Items = []statusDetail{{"reachability", "passed"}}
+		}
+		items = append(items, instanceStatusItem{in.ID, in.Zone, stateOf(in.State), statusSummary{st, det}, statusSummary{st, det}})
+	}
+	items, next, err := ec2query.Paginate(items, func(s instanceStatusItem) string { return s.InstanceID }, page)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		InstanceStatusSet ec2query.List[instanceStatusItem] `xml:"instanceStatusSet"`
+		NextToken         string                            `xml:"nextToken,omitempty"`
+	}{ec2query.ListOf(items), next}, nil
+}
+
+type changeItem struct {
+	InstanceID    string    `xml:"instanceId"`
+	CurrentState  stateItem `xml:"currentState"`
+	PreviousState stateItem `xml:"previousState"`
+}
+
+func changeSet(changes []instance.Change) any {
+	items := make([]changeItem, len(changes))
+	for i, c := range changes {
+		items[i] = changeItem{c.ID, stateOf(c.State), stateOf(c.Previous)}
+	}
+	return struct {
+		InstancesSet ec2query.List[changeItem] `xml:"instancesSet"`
+	}{ec2query.ListOf(items)}
+}
+
+func (a *API) instanceIDs(r *ec2query.Request) ([]string, error) {
+	ids := r.Params.Strings("InstanceId")
+	if len(ids) == 0 {
+		return nil, apierr.Missing("InstanceId")
+	}
+	for _, id := range ids {
+		if !resource.ValidID(resource.Instance, id) {
+			return nil, apierr.New("InvalidInstanceID.Malformed", "Invalid id: \"%s\"", id)
+		}
+	}
+	return ids, r.CheckDryRun()
+}
+
+func (a *API) stopInstances(ctx context.Context, r *ec2query.Request) (any, error) {
+	force, err := r.Params.Bool("Force")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.Params.Bool("Hibernate"); err != nil {
+		return nil, err
+	}
+	ids, err := a.instanceIDs(r)
+	if err != nil {
+		return nil, err
+	}
+	changes, err := a.Instances.Stop(ctx, r.Account, ids, force)
+	if err != nil {
+		return nil, err
+	}
+	return changeSet(changes), nil
+}
+
+func (a *API) startInstances(ctx context.Context, r *ec2query.Request) (any, error) {
+	ids, err := a.instanceIDs(r)
+	if err != nil {
+		return nil, err
+	}
+	changes, err := a.Instances.Start(ctx, r.Account, ids)
+	if err != nil {
+		return nil, err
+	}
+	return changeSet(changes), nil
+}
+
+func (a *API) terminateInstances(ctx context.Context, r *ec2query.Request) (any, error) {
+	ids, err := a.instanceIDs(r)
+	if err != nil {
+		return nil, err
+	}
+	changes, err := a.Instances.Terminate(ctx, r.Account, ids)
+	if err != nil {
+		return nil, err
+	}
+	return changeSet(changes), nil
+}
+
+func (a *API) rebootInstances(ctx context.Context, r *ec2query.Request) (any, error) {
+	ids, err := a.instanceIDs(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Instances.Reboot(ctx, r.Account, ids); err != nil {
+		return nil, err
+	}
+	return returnTrue{true}, nil
+}
+
+func (a *API) getConsoleOutput(ctx context.Context, r *ec2query.Request) (any, error) {
+	id, err := r.Params.Required("InstanceId")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.Instances.Get(ctx, r.Account, id); err != nil {
+		return nil, err
+	}
+	if err := r.CheckDryRun(); err != nil {
+		return nil, err
+	}
+	out, at, err := a.Console(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("reading console of %s: %w", id, err)
+	}
+	return struct {
+		InstanceID string `xml:"instanceId"`
+		Timestamp  string `xml:"timestamp"`
+		Output     string `xml:"output"`
+	}{id, ec2query.Time(at), base64.StdEncoding.EncodeToString(out)}, nil
+}

@@ -1,0 +1,47 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"nubo/internal/volume"
+)
+
+// Cleanup removes from the host everything nubo made for instances under
+// dataDir: it stops and deletes every instance in the runtime (processes,
+// cgroups, runtime state) and unmounts every root volume. Volumes' data and
+// the store stay; a later `nubo serve` reports those instances stopped.
+func Cleanup(ctx context.Context, dataDir string) error {
+	rt, err := Runtime(dataDir)
+	if err != nil {
+		return err
+	}
+	ids, err := rt.List(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		if err := rt.Stop(ctx, id, 5*time.Second); err != nil {
+			errs = append(errs, fmt.Errorf("stopping %s: %w", id, err))
+		}
+		if err := rt.Delete(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("deleting %s: %w", id, err))
+		}
+	}
+	dirs, _ := filepath.Glob(filepath.Join(dataDir, "instances", "*", "rootfs"))
+	roots := volume.Roots{}
+	for _, d := range dirs {
+		if err := roots.Unmount(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 0 {
+		_ = os.RemoveAll(filepath.Join(dataDir, "instances"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,106 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"nubo/internal/agent"
+	"nubo/internal/ami"
+	"nubo/internal/image"
+	"nubo/internal/instance"
+	"nubo/internal/runtime"
+	"nubo/internal/runtime/runc"
+	"nubo/internal/store"
+	"nubo/internal/volume"
+)
+
+// host is this machine's share of nubo: its runtime and its agent.
+type host struct {
+	agent  *agent.Agent
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (h *host) stop() {
+	h.cancel()
+	h.wg.Wait()
+}
+
+// Runtime opens the instance runtime kept under dataDir.
+func Runtime(dataDir string) (runtime.Driver, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	root, err := filepath.Abs(filepath.Join(dataDir, "runtime"))
+	if err != nil {
+		return nil, err
+	}
+	return runc.New(runc.Config{Root: root, Shim: []string{exe, "runc-shim"}})
+}
+
+func startHost(ctx context.Context, cfg Config, st *store.Store, images *ami.Registry) (*host, error) {
+	rt, err := Runtime(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("opening the instance runtime: %w", err)
+	}
+	if err := st.Apply(ctx, store.Op{Key: instance.HostKey(cfg.Host.Name), Value: cfg.Host, ModRev: -1}); err != nil {
+		return nil, fmt.Errorf("registering host %s: %w", cfg.Host.Name, err)
+	}
+	builder := &image.Builder{Dir: cfg.ImageDir, Log: cfg.Log}
+	if err := registerImages(ctx, builder, images); err != nil {
+		return nil, err
+	}
+	a := &agent.Agent{
+		Store: st, Host: cfg.Host.Name, Runtime: rt,
+		Roots:         volume.Roots{Dir: filepath.Join(cfg.DataDir, "volumes")},
+		Images:        images,
+		ImageRoot:     func(im ami.Image) string { return filepath.Join(cfg.ImageDir, im.Location, "rootfs") },
+		Dir:           filepath.Join(cfg.DataDir, "instances"),
+		Log:           cfg.Log.With("component", "agent"),
+		TerminatedTTL: cfg.TerminatedTTL,
+	}
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	h := &host{agent: a, cancel: cancel}
+	h.wg.Add(2)
+	go func() {
+		defer h.wg.Done()
+		if err := a.Run(hctx); err != nil {
+			cfg.Log.Error("agent stopped", "err", err)
+		}
+	}()
+	go func() { // pick up images built while serving
+		defer h.wg.Done()
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-hctx.Done():
+				return
+			case <-t.C:
+				if err := registerImages(hctx, builder, images); err != nil {
+					cfg.Log.Warn("registering images", "err", err)
+				}
+			}
+		}
+	}()
+	return h, nil
+}
+
+// registerImages makes every image built on this host a public AMI.
+func registerImages(ctx context.Context, b *image.Builder, reg *ami.Registry) error {
+	ms, err := b.List()
+	if err != nil {
+		return fmt.Errorf("listing images: %w", err)
+	}
+	for _, m := range ms {
+		if err := reg.EnsurePublic(ctx, AMIOf(m)); err != nil {
+			return fmt.Errorf("registering image %s: %w", m.Name, err)
+		}
+	}
+	return nil
+}

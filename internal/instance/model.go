@@ -1,0 +1,96 @@
+// Package instance is EC2 instances as records: what the API promises
+// (desired state, EC2's immediate view of the state) and what a host agent
+// observes and writes back. The agent (package agent) makes them real.
+//
+// States and who moves them:
+//
+//	API:   RunInstances → pending; Stop → stopping; Start → pending;
+//	       Terminate → shutting-down; Reboot bumps Boot.
+//	Agent: pending → running once the instance's init is up; stopping →
+//	       stopped; shutting-down → terminated; running → stopped/terminated
+//	       when the instance powers itself off.
+package instance
+
+import (
+	"time"
+
+	"nubo/internal/resource"
+	"nubo/internal/store"
+)
+
+// EC2's instance states and their codes.
+const (
+	Pending      = "pending"
+	Running      = "running"
+	ShuttingDown = "shutting-down"
+	Terminated   = "terminated"
+	Stopping     = "stopping"
+	Stopped      = "stopped"
+)
+
+// StateCode is EC2's numeric code of a state name.
+func StateCode(state string) int {
+	return map[string]int{Pending: 0, Running: 16, ShuttingDown: 32, Terminated: 48, Stopping: 64, Stopped: 80}[state]
+}
+
+// Reason is EC2's StateReason.
+type Reason struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Common reasons, as EC2 words them.
+var (
+	ReasonUserStop      = &Reason{"Client.UserInitiatedShutdown", "Client.UserInitiatedShutdown: User initiated shutdown"}
+	ReasonUserTerminate = &Reason{"Client.UserInitiatedShutdown", "Client.UserInitiatedShutdown: User initiated shutdown"}
+	ReasonOSShutdown    = &Reason{"Client.InstanceInitiatedShutdown", "Client.InstanceInitiatedShutdown: Instance initiated shutdown"}
+	ReasonPending       = &Reason{"pending", "pending"}
+	ReasonCrashed       = &Reason{"Server.InternalError", "Server.InternalError: The instance's processes ended unexpectedly"}
+	ReasonNoCapacity    = &Reason{"Server.InsufficientInstanceCapacity", "Server.InsufficientInstanceCapacity: Insufficient capacity to satisfy start request"}
+)
+
+// Instance is the stored record of one instance.
+type Instance struct {
+	resource.Meta
+	Account       string `json:"account"`
+	Region        string `json:"region"`
+	ReservationID string `json:"reservationId"`
+	LaunchIndex   int    `json:"launchIndex"`
+	ImageID       string `json:"imageId"`
+	InstanceType  string `json:"instanceType"`
+	KeyName       string `json:"keyName,omitempty"`
+	Zone          string `json:"zone"`
+	Host          string `json:"host"`
+	UserData      string `json:"userData,omitempty"` // base64, as given
+	ClientToken   string `json:"clientToken,omitempty"`
+
+	// Desired is what the API asked for: running, stopped or terminated.
+	Desired string `json:"desired"`
+	// Boot counts start and reboot requests; an agent seeing a higher Boot
+	// than it last ran restarts the instance.
+	Boot int64 `json:"boot"`
+
+	State                 string    `json:"state"`
+	StateReason           *Reason   `json:"stateReason,omitempty"`
+	StateTransitionReason string    `json:"stateTransitionReason,omitempty"`
+	LaunchTime            time.Time `json:"launchTime"`
+	TerminatedAt          time.Time `json:"terminatedAt,omitempty"`
+
+	ShutdownBehavior      string `json:"shutdownBehavior"` // stop | terminate
+	DisableAPITermination bool   `json:"disableApiTermination,omitempty"`
+
+	RootVolumeID        string `json:"rootVolumeId"`
+	RootDevice          string `json:"rootDevice"`
+	RootSizeGiB         int    `json:"rootSizeGiB"`
+	DeleteOnTermination bool   `json:"deleteOnTermination"`
+	Hostname            string `json:"hostname"`
+}
+
+// Key is where an instance's record lives.
+func Key(account, region, id string) string {
+	return resource.Key(resource.Scope{Account: account, Region: region}, resource.Instance, id)
+}
+
+// AllPrefix is the prefix under which every record of every account lives;
+// agents watch it and pick instance keys out (see IsInstanceKey).
+const AllPrefix = store.Root + "res/"

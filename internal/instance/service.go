@@ -1,0 +1,468 @@
+package instance
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"nubo/internal/ami"
+	"nubo/internal/apierr"
+	"nubo/internal/catalog"
+	"nubo/internal/keypair"
+	"nubo/internal/resource"
+	"nubo/internal/store"
+	"nubo/internal/volume"
+)
+
+// Service records instances. It never runs anything: agents do.
+type Service struct {
+	Store    *store.Store
+	Region   string
+	Zones    []string
+	Host     string // the host new instances go to (one host until the scheduler)
+	Images   *ami.Registry
+	KeyPairs *keypair.Service
+	Now      func() time.Time
+}
+
+// RunSpec is a validated RunInstances request.
+type RunSpec struct {
+	ImageID, InstanceType, KeyName, Zone string
+	UserData, ClientToken                string
+	ShutdownBehavior                     string // stop | terminate
+	MinCount, MaxCount                   int
+	RootSizeGiB                          int  // 0: the image's size
+	DeleteOnTermination                  bool // of the root volume
+	DisableAPITermination                bool
+	Tags, VolumeTags                     []resource.Tag
+}
+
+// Reservation is what RunInstances answers.
+type Reservation struct {
+	ID        string
+	Account   string
+	Instances []Instance
+}
+
+type idempotency struct {
+	Hash          string   `json:"hash"`
+	ReservationID string   `json:"reservationId"`
+	InstanceIDs   []string `json:"instanceIds"`
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (s *Service) scope(account string) resource.Scope {
+	return resource.Scope{Account: account, Region: s.Region}
+}
+
+// Run launches between MinCount and MaxCount instances, all or nothing
+// against the host's capacity, idempotent by ClientToken.
+func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reservation, error) {
+	it, ok := catalog.LookupInstanceType(spec.InstanceType)
+	if !ok {
+		return Reservation{}, apierr.New(apierr.InvalidParameterValue, "Invalid value '%s' for InstanceType.", spec.InstanceType)
+	}
+	im, err := s.Images.Get(ctx, account, spec.ImageID)
+	if err != nil {
+		return Reservation{}, err
+	}
+	if im.State != "available" {
+		return Reservation{}, apierr.New("InvalidAMIID.Unavailable", "Image %s is %s, not available.", im.ID, im.State)
+	}
+	if im.Platform != "" {
+		return Reservation{}, apierr.New(apierr.UnsupportedOperation,
+			"Image %s is a %s image; nubo runs Linux/UNIX instances only (system containers), so it cannot launch it.", im.ID, im.PlatformDetails())
+	}
+	if spec.KeyName != "" {
+		if _, err := s.KeyPairs.Get(ctx, s.scope(account), spec.KeyName); err != nil {
+			return Reservation{}, err
+		}
+	}
+	if spec.Zone == "" {
+		spec.Zone = s.Zones[0]
+	} else if !contains(s.Zones, spec.Zone) {
+		return Reservation{}, apierr.New(apierr.InvalidParameterValue, "Invalid availability zone: [%s]", spec.Zone)
+	}
+	if spec.RootSizeGiB == 0 {
+		spec.RootSizeGiB = im.SizeGiB
+	} else if spec.RootSizeGiB < im.SizeGiB {
+		return Reservation{}, apierr.New(apierr.InvalidParameterValue,
+			"Volume of size %dGB is smaller than snapshot of image %s, expect size >= %dGB", spec.RootSizeGiB, im.ID, im.SizeGiB)
+	}
+	hash := spec.hash()
+	idemKey := store.Root + "idem/" + account + "/" + s.Region + "/RunInstances/" + spec.ClientToken
+
+	for attempt := 0; attempt < 20; attempt++ {
+		if spec.ClientToken != "" {
+			var prior idempotency
+			if _, err := s.Store.Get(ctx, idemKey, &prior); err == nil {
+				if prior.Hash != hash {
+					return Reservation{}, apierr.New("IdempotentParameterMismatch",
+						"The client token %s was used with different parameters.", spec.ClientToken)
+				}
+				return s.reservation(ctx, account, prior)
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return Reservation{}, err
+			}
+		}
+		var host Host
+		if _, err := s.Store.Get(ctx, HostKey(s.Host), &host); err != nil {
+			return Reservation{}, fmt.Errorf("reading host %s: %w", s.Host, err)
+		}
+		var alloc Allocation
+		rev, err := s.Store.GetRev(ctx, AllocationKey(s.Host), &alloc)
+		if err != nil {
+			return Reservation{}, err
+		}
+		use := Usage{VCPUs: int(it.VCpuInfo.DefaultVCpus), MemoryMiB: it.MemoryInfo.SizeInMiB}
+		n := spec.MaxCount
+		for n >= spec.MinCount && !host.Fits(alloc, repeat(use, n)) {
+			n--
+		}
+		if n < spec.MinCount {
+			return Reservation{}, apierr.New("InsufficientInstanceCapacity",
+				"We currently do not have sufficient %s capacity to launch %d instance(s). Host %s has %d vCPUs and %d MiB, %d vCPUs and %d MiB in use.",
+				spec.InstanceType, spec.MinCount, host.Name, host.VCPUs, host.MemoryMiB, alloc.Sum().VCPUs, alloc.Sum().MemoryMiB)
+		}
+		res, ops := s.newReservation(account, spec, im, n)
+		if alloc.Instances == nil {
+			alloc.Instances = map[string]Usage{}
+		}
+		prior := idempotency{Hash: hash, ReservationID: res.ID}
+		for _, in := range res.Instances {
+			alloc.Instances[in.ID] = use
+			prior.InstanceIDs = append(prior.InstanceIDs, in.ID)
+		}
+		ops = append(ops, store.Op{Key: AllocationKey(s.Host), Value: alloc, ModRev: rev})
+		if spec.ClientToken != "" {
+			ops = append(ops, store.Op{Key: idemKey, Value: prior})
+		}
+		err = s.Store.Apply(ctx, ops...)
+		if errors.Is(err, store.ErrConflict) {
+			continue // capacity or the token changed meanwhile: decide again
+		}
+		if err != nil {
+			return Reservation{}, fmt.Errorf("recording instances: %w", err)
+		}
+		return res, nil
+	}
+	return Reservation{}, apierr.New("RequestLimitExceeded", "Too many concurrent launches; retry.")
+}
+
+func (s *Service) newReservation(account string, spec RunSpec, im ami.Image, n int) (Reservation, []store.Op) {
+	now := s.now()
+	res := Reservation{ID: resource.NewID(resource.Reservation), Account: account}
+	var ops []store.Op
+	tags, _ := resource.Merge("", nil, spec.Tags)
+	vtags, _ := resource.Merge("", nil, spec.VolumeTags)
+	for i := 0; i < n; i++ {
+		in := Instance{
+			Meta:                  resource.Meta{ID: resource.NewID(resource.Instance), Tags: tags, CreateTime: now},
+			Account:               account,
+			Region:                s.Region,
+			ReservationID:         res.ID,
+			LaunchIndex:           i,
+			ImageID:               im.ID,
+			InstanceType:          spec.InstanceType,
+			KeyName:               spec.KeyName,
+			Zone:                  spec.Zone,
+			Host:                  s.Host,
+			UserData:              spec.UserData,
+			ClientToken:           spec.ClientToken,
+			Desired:               Running,
+			Boot:                  1,
+			State:                 Pending,
+			StateReason:           ReasonPending,
+			LaunchTime:            now,
+			ShutdownBehavior:      spec.ShutdownBehavior,
+			DisableAPITermination: spec.DisableAPITermination,
+			RootVolumeID:          resource.NewID(resource.Volume),
+			RootDevice:            im.RootDevice,
+			RootSizeGiB:           spec.RootSizeGiB,
+			DeleteOnTermination:   spec.DeleteOnTermination,
+		}
+		in.Hostname = "ip-" + strings.TrimPrefix(in.ID, "i-")
+		vol := volume.Volume{
+			Meta:    resource.Meta{ID: in.RootVolumeID, Tags: vtags, CreateTime: now},
+			SizeGiB: spec.RootSizeGiB, Zone: spec.Zone, Type: "gp3", Iops: 3000, Throughput: 125,
+			State: "in-use", ImageID: im.ID, Host: s.Host,
+			Attachment: &volume.Attachment{InstanceID: in.ID, Device: im.RootDevice, AttachTime: now, DeleteOnTermination: spec.DeleteOnTermination},
+		}
+		res.Instances = append(res.Instances, in)
+		ops = append(ops,
+			store.Op{Key: Key(account, s.Region, in.ID), Value: in},
+			store.Op{Key: resource.Key(s.scope(account), resource.Volume, vol.ID), Value: vol})
+	}
+	return res, ops
+}
+
+// reservation rebuilds the answer to an earlier, identical RunInstances.
+func (s *Service) reservation(ctx context.Context, account string, prior idempotency) (Reservation, error) {
+	res := Reservation{ID: prior.ReservationID, Account: account}
+	for _, id := range prior.InstanceIDs {
+		in, err := s.Get(ctx, account, id)
+		if err != nil {
+			return Reservation{}, err
+		}
+		res.Instances = append(res.Instances, in)
+	}
+	return res, nil
+}
+
+func (spec RunSpec) hash() string {
+	spec.ClientToken = ""
+	b, _ := json.Marshal(spec)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Get reads one instance.
+func (s *Service) Get(ctx context.Context, account, id string) (Instance, error) {
+	if !resource.ValidID(resource.Instance, id) {
+		return Instance{}, apierr.New("InvalidInstanceID.Malformed", "Invalid id: \"%s\"", id)
+	}
+	var in Instance
+	if _, err := s.Store.Get(ctx, Key(account, s.Region, id), &in); errors.Is(err, store.ErrNotFound) {
+		return Instance{}, apierr.New("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
+	} else if err != nil {
+		return Instance{}, err
+	}
+	return in, nil
+}
+
+// List returns the account's instances ordered by ID.
+func (s *Service) List(ctx context.Context, account string) ([]Instance, error) {
+	kvs, err := s.Store.List(ctx, resource.Prefix(s.scope(account), resource.Instance))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Instance, len(kvs))
+	for i, kv := range kvs {
+		if err := json.Unmarshal(kv.Value, &out[i]); err != nil {
+			return nil, fmt.Errorf("decoding %s: %w", kv.Key, err)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Change is one instance's state before and after a request.
+type Change struct {
+	ID              string
+	Previous, State string
+}
+
+// transition applies change to each instance (all must exist first) and
+// returns the state changes. change returns an EC2 error to refuse.
+func (s *Service) transition(ctx context.Context, account string, ids []string, change func(*Instance) error) ([]Change, error) {
+	if len(ids) == 0 {
+		return nil, apierr.Missing("InstanceId")
+	}
+	for _, id := range ids {
+		if _, err := s.Get(ctx, account, id); err != nil {
+			return nil, err
+		}
+	}
+	var out []Change
+	for _, id := range ids {
+		var prev string
+		in, err := store.Update(ctx, s.Store, Key(account, s.Region, id), func(in *Instance) error {
+			prev = in.State
+			return change(in)
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Change{ID: id, Previous: prev, State: in.State})
+	}
+	return out, nil
+}
+
+func (s *Service) transitionReason(what string) string {
+	return fmt.Sprintf("%s (%s)", what, s.now().Format("2006-01-02 15:04:05 MST"))
+}
+
+// Stop asks instances to stop; stopped ones stay stopped.
+func (s *Service) Stop(ctx context.Context, account string, ids []string, force bool) ([]Change, error) {
+	changes, err := s.transition(ctx, account, ids, func(in *Instance) error {
+		switch in.State {
+		case Stopped, Stopping:
+			return nil
+		case Terminated, ShuttingDown:
+			return apierr.New("IncorrectInstanceState", "This instance '%s' is not in a state from which it can be stopped.", in.ID)
+		}
+		in.Desired, in.State = Stopped, Stopping
+		in.StateReason = ReasonUserStop
+		in.StateTransitionReason = s.transitionReason("User initiated")
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return changes, s.release(ctx, account, changes)
+}
+
+// Terminate asks instances to terminate, unless termination protection is on.
+func (s *Service) Terminate(ctx context.Context, account string, ids []string) ([]Change, error) {
+	for _, id := range ids {
+		in, err := s.Get(ctx, account, id)
+		if err != nil {
+			return nil, err
+		}
+		if in.DisableAPITermination && in.State != Terminated {
+			return nil, apierr.New("OperationNotPermitted",
+				"The instance '%s' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again.", id)
+		}
+	}
+	changes, err := s.transition(ctx, account, ids, func(in *Instance) error {
+		if in.State == Terminated || in.State == ShuttingDown {
+			return nil
+		}
+		in.Desired, in.State = Terminated, ShuttingDown
+		in.StateReason = ReasonUserTerminate
+		in.StateTransitionReason = s.transitionReason("User initiated")
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return changes, s.release(ctx, account, changes)
+}
+
+func (s *Service) release(ctx context.Context, account string, changes []Change) error {
+	byHost := map[string][]string{}
+	for _, c := range changes {
+		in, err := s.Get(ctx, account, c.ID)
+		if err != nil {
+			return err
+		}
+		byHost[in.Host] = append(byHost[in.Host], c.ID)
+	}
+	for host, ids := range byHost {
+		if err := Release(ctx, s.Store, host, ids...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Start asks stopped instances to run again, taking capacity back.
+func (s *Service) Start(ctx context.Context, account string, ids []string) ([]Change, error) {
+	if len(ids) == 0 {
+		return nil, apierr.Missing("InstanceId")
+	}
+	var out []Change
+	for _, id := range ids {
+		c, err := s.startOne(ctx, account, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (s *Service) startOne(ctx context.Context, account, id string) (Change, error) {
+	for {
+		var in Instance
+		irev, err := s.Store.Get(ctx, Key(account, s.Region, id), &in)
+		if errors.Is(err, store.ErrNotFound) {
+			return Change{}, apierr.New("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
+		} else if err != nil {
+			return Change{}, err
+		}
+		switch in.State {
+		case Pending, Running:
+			return Change{ID: id, Previous: in.State, State: in.State}, nil
+		case Stopped:
+		default:
+			return Change{}, apierr.New("IncorrectInstanceState", "The instance '%s' is not in a state from which it can be started.", id)
+		}
+		it, _ := catalog.LookupInstanceType(in.InstanceType)
+		use := Usage{VCPUs: int(it.VCpuInfo.DefaultVCpus), MemoryMiB: it.MemoryInfo.SizeInMiB}
+		var host Host
+		if _, err := s.Store.Get(ctx, HostKey(in.Host), &host); err != nil {
+			return Change{}, fmt.Errorf("reading host %s: %w", in.Host, err)
+		}
+		var alloc Allocation
+		arev, err := s.Store.GetRev(ctx, AllocationKey(in.Host), &alloc)
+		if err != nil {
+			return Change{}, err
+		}
+		if _, held := alloc.Instances[id]; !held && !host.Fits(alloc, []Usage{use}) {
+			return Change{}, apierr.New("InsufficientInstanceCapacity",
+				"We currently do not have sufficient %s capacity to start instance %s.", in.InstanceType, id)
+		}
+		if alloc.Instances == nil {
+			alloc.Instances = map[string]Usage{}
+		}
+		alloc.Instances[id] = use
+		prev := in.State
+		in.Desired, in.State, in.Boot = Running, Pending, in.Boot+1
+		in.StateReason, in.StateTransitionReason = ReasonPending, ""
+		in.LaunchTime = s.now()
+		err = s.Store.Apply(ctx,
+			store.Op{Key: Key(account, s.Region, id), Value: in, ModRev: irev},
+			store.Op{Key: AllocationKey(in.Host), Value: alloc, ModRev: arev})
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return Change{}, err
+		}
+		return Change{ID: id, Previous: prev, State: in.State}, nil
+	}
+}
+
+// Reboot asks running instances to restart.
+func (s *Service) Reboot(ctx context.Context, account string, ids []string) error {
+	_, err := s.transition(ctx, account, ids, func(in *Instance) error {
+		switch in.State {
+		case Running, Pending:
+			in.Boot++
+			return nil
+		case Terminated, ShuttingDown:
+			return apierr.New("IncorrectInstanceState", "The instance '%s' is not in a state from which it can be rebooted.", in.ID)
+		}
+		return nil // stopped: nothing to reboot
+	})
+	return err
+}
+
+// Modify changes an attribute through mutate (which validates).
+func (s *Service) Modify(ctx context.Context, account, id string, mutate func(*Instance) error) error {
+	if _, err := s.Get(ctx, account, id); err != nil {
+		return err
+	}
+	_, err := store.Update(ctx, s.Store, Key(account, s.Region, id), mutate)
+	return err
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func repeat(u Usage, n int) []Usage {
+	out := make([]Usage, n)
+	for i := range out {
+		out[i] = u
+	}
+	return out
+}

@@ -1,0 +1,257 @@
+// Package fake is an in-memory runtime.Driver with the semantics of the
+// real one, for unit tests of the code that drives instances. Nothing runs:
+// PID 1 "runs" from Start until Stop, Delete or Exit (a poweroff inside the
+// instance), and any method can be made to fail.
+package fake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"nubo/internal/runtime"
+)
+
+// Op names a Driver method, for Fail.
+type Op string
+
+const (
+	OpCreate Op = "Create"
+	OpStart  Op = "Start"
+	OpStop   Op = "Stop"
+	OpDelete Op = "Delete"
+	OpState  Op = "State"
+	OpList   Op = "List"
+)
+
+// Driver is the fake. The zero value is not usable; call New.
+type Driver struct {
+	mu        sync.Mutex
+	instances map[string]*instance
+	nextPid   int
+	failures  map[failure]error
+	calls     map[Op]int
+}
+
+type instance struct {
+	spec       runtime.Spec
+	state      runtime.State
+	ignoreTerm bool
+}
+
+type failure struct {
+	op Op
+	id string
+}
+
+var _ runtime.Driver = (*Driver)(nil)
+
+// New returns an empty fake.
+func New() *Driver {
+	return &Driver{
+		instances: make(map[string]*instance),
+		nextPid:   1000,
+		failures:  make(map[failure]error),
+		calls:     make(map[Op]int),
+	}
+}
+
+// Fail makes every later call of op on id return err (wrapped), until
+// cleared with a nil err. An empty id matches every instance.
+func (d *Driver) Fail(op Op, id string, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err == nil {
+		delete(d.failures, failure{op, id})
+		return
+	}
+	d.failures[failure{op, id}] = err
+}
+
+// Exit makes PID 1 of a running instance exit with code by itself, as a
+// poweroff (0) or reboot (129) inside the instance would.
+func (d *Driver) Exit(id string, code int) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	in, ok := d.instances[id]
+	if !ok {
+		return fmt.Errorf("exiting %s: %w", id, runtime.ErrNotFound)
+	}
+	if in.state.Status != runtime.Running {
+		return fmt.Errorf("exiting %s: not running (%s)", id, in.state.Status)
+	}
+	in.stopped(code)
+	return nil
+}
+
+// IgnoreTerm makes PID 1 of id ignore SIGTERM, so Stop kills it after its
+// grace (exit code 137) instead of it exiting cleanly (0). Stop does not
+// actually wait for the grace period.
+func (d *Driver) IgnoreTerm(id string, ignore bool) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	in, ok := d.instances[id]
+	if !ok {
+		return fmt.Errorf("%s: %w", id, runtime.ErrNotFound)
+	}
+	in.ignoreTerm = ignore
+	return nil
+}
+
+// Spec returns the spec id was last created with.
+func (d *Driver) Spec(id string) (runtime.Spec, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	in, ok := d.instances[id]
+	if !ok {
+		return runtime.Spec{}, false
+	}
+	return in.spec, true
+}
+
+// Calls counts the calls of op so far, failed ones included.
+func (d *Driver) Calls(op Op) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.calls[op]
+}
+
+// enter counts a call and returns its injected error or ctx's, if any.
+// d.mu must be held.
+func (d *Driver) enter(ctx context.Context, op Op, id string) error {
+	d.calls[op]++
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := d.failures[failure{op, id}]; err != nil {
+		return err
+	}
+	return d.failures[failure{op, ""}]
+}
+
+func (in *instance) stopped(code int) {
+	in.state = runtime.State{Status: runtime.Stopped, StartedAt: in.state.StartedAt, ExitCode: code}
+}
+
+// Create records the instance; the same ID again replaces its spec, which
+// (as in the real driver) takes effect at the next Start.
+func (d *Driver) Create(ctx context.Context, spec runtime.Spec) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.enter(ctx, OpCreate, spec.ID); err != nil {
+		return fmt.Errorf("creating %s: %w", spec.ID, err)
+	}
+	if err := validate(spec); err != nil {
+		return fmt.Errorf("creating %s: %w", spec.ID, err)
+	}
+	if in, ok := d.instances[spec.ID]; ok {
+		in.spec = spec
+		return nil
+	}
+	d.instances[spec.ID] = &instance{spec: spec, state: runtime.State{Status: runtime.Created, ExitCode: -1}}
+	return nil
+}
+
+// Start "runs" PID 1 with a new PID.
+func (d *Driver) Start(ctx context.Context, id string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.enter(ctx, OpStart, id); err != nil {
+		return fmt.Errorf("starting %s: %w", id, err)
+	}
+	in, ok := d.instances[id]
+	if !ok {
+		return fmt.Errorf("starting %s: %w", id, runtime.ErrNotFound)
+	}
+	if in.state.Status == runtime.Running {
+		return nil
+	}
+	d.nextPid++
+	in.state = runtime.State{Status: runtime.Running, Pid: d.nextPid, StartedAt: time.Now(), ExitCode: -1}
+	return nil
+}
+
+// Stop ends PID 1: exit code 0, or 137 if it ignores SIGTERM.
+func (d *Driver) Stop(ctx context.Context, id string, grace time.Duration) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.enter(ctx, OpStop, id); err != nil {
+		return fmt.Errorf("stopping %s: %w", id, err)
+	}
+	in, ok := d.instances[id]
+	if !ok {
+		return fmt.Errorf("stopping %s: %w", id, runtime.ErrNotFound)
+	}
+	if in.state.Status != runtime.Running {
+		return nil
+	}
+	code := 0
+	if in.ignoreTerm || grace <= 0 {
+		code = 128 + 9
+	}
+	in.stopped(code)
+	return nil
+}
+
+// Delete forgets the instance.
+func (d *Driver) Delete(ctx context.Context, id string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.enter(ctx, OpDelete, id); err != nil {
+		return fmt.Errorf("deleting %s: %w", id, err)
+	}
+	delete(d.instances, id)
+	return nil
+}
+
+// State observes one instance.
+func (d *Driver) State(ctx context.Context, id string) (runtime.State, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.enter(ctx, OpState, id); err != nil {
+		return runtime.State{}, fmt.Errorf("observing %s: %w", id, err)
+	}
+	in, ok := d.instances[id]
+	if !ok {
+		return runtime.State{}, fmt.Errorf("observing %s: %w", id, runtime.ErrNotFound)
+	}
+	return in.state, nil
+}
+
+// List returns every instance's ID, sorted.
+func (d *Driver) List(ctx context.Context) ([]string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.enter(ctx, OpList, ""); err != nil {
+		return nil, fmt.Errorf("listing instances: %w", err)
+	}
+	ids := make([]string, 0, len(d.instances))
+	for id := range d.instances {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// validate rejects what the real driver rejects.
+func validate(s runtime.Spec) error {
+	switch {
+	case s.ID == "":
+		return errors.New("no instance ID")
+	case !filepath.IsAbs(s.RootFS):
+		return fmt.Errorf("root filesystem %q is not an absolute path", s.RootFS)
+	case len(s.Init) == 0:
+		return errors.New("no init command")
+	case s.VCPUs <= 0:
+		return fmt.Errorf("VCPUs %d: must be positive", s.VCPUs)
+	case s.MemoryMiB <= 0:
+		return fmt.Errorf("MemoryMiB %d: must be positive", s.MemoryMiB)
+	case s.IDCount == 0:
+		return errors.New("IDCount 0: an instance needs a user namespace mapping")
+	}
+	return nil
+}

@@ -1,0 +1,192 @@
+package runc
+
+import (
+	"fmt"
+	"hash/fnv"
+	"path/filepath"
+	goruntime "runtime"
+	"sort"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"nubo/internal/runtime"
+)
+
+// cpuPeriod is the CFS period (µs); the quota is VCPUs periods.
+const cpuPeriod = 100000
+
+// capabilities of an instance's root. They act only inside the instance's
+// user namespace, so they cover what an init, sshd, a package manager and a
+// debugger need without giving power over the host. CAP_SYS_BOOT lets
+// reboot(2) inside end PID 1 (the kernel signals the PID namespace's init).
+// Never CAP_SYS_RESOURCE: it is not in the host's bounding set, and runc
+// fails with EPERM when asked for it.
+var capabilities = []string{
+	"CAP_AUDIT_WRITE",
+	"CAP_CHOWN",
+	"CAP_DAC_OVERRIDE",
+	"CAP_DAC_READ_SEARCH",
+	"CAP_FOWNER",
+	"CAP_FSETID",
+	"CAP_IPC_LOCK",
+	"CAP_KILL",
+	"CAP_MKNOD",
+	"CAP_NET_ADMIN",
+	"CAP_NET_BIND_SERVICE",
+	"CAP_NET_RAW",
+	"CAP_SETFCAP",
+	"CAP_SETGID",
+	"CAP_SETPCAP",
+	"CAP_SETUID",
+	"CAP_SYS_ADMIN",
+	"CAP_SYS_BOOT",
+	"CAP_SYS_CHROOT",
+	"CAP_SYS_NICE",
+	"CAP_SYS_PTRACE",
+}
+
+// maskedPaths and readonlyPaths are Docker's defaults.
+var (
+	maskedPaths = []string{
+		"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore",
+		"/proc/keys", "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi",
+		"/proc/timer_list", "/proc/timer_stats", "/sys/devices/virtual/powercap",
+		"/sys/firmware",
+	}
+	readonlyPaths = []string{
+		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+	}
+)
+
+// cpuSet gives an instance min(vcpus, ncpu) of the host's CPUs, so that
+// nproc inside shows its vCPUs (the quota alone would leave it all the host's).
+// Instances start at different CPUs, picked by ID, to spread the load.
+func cpuSet(id string, vcpus, ncpu int) string {
+	n := min(vcpus, ncpu)
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	first := int(h.Sum32() % uint32(ncpu))
+	cpus := make([]string, n)
+	for i := range cpus {
+		cpus[i] = strconv.Itoa((first + i) % ncpu)
+	}
+	sort.Slice(cpus, func(i, j int) bool { a, _ := strconv.Atoi(cpus[i]); b, _ := strconv.Atoi(cpus[j]); return a < b })
+	return strings.Join(cpus, ",")
+}
+
+// ociSpec is the runc config.json of an instance; cgroupParent is e.g. "/nubo".
+func ociSpec(s runtime.Spec, cgroupParent string) *specs.Spec {
+	caps := append([]string(nil), capabilities...)
+	memory := s.MemoryMiB << 20
+	quota := int64(s.VCPUs) * cpuPeriod
+	period := uint64(cpuPeriod)
+	shares := uint64(1024 * s.VCPUs)
+	netns := specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: s.NetNS}
+	spec := &specs.Spec{
+		Version:  specs.Version,
+		Root:     &specs.Root{Path: s.RootFS},
+		Hostname: s.Hostname,
+		Process: &specs.Process{
+			User: specs.User{UID: 0, GID: 0},
+			Args: append([]string(nil), s.Init...),
+			Env:  append([]string(nil), s.Env...),
+			Cwd:  "/",
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding: caps, Effective: caps, Permitted: caps,
+			},
+		},
+		Mounts: mounts(s.NetNS != ""),
+		Linux: &specs.Linux{
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.UserNamespace}, {Type: specs.PIDNamespace},
+				{Type: specs.MountNamespace}, {Type: specs.UTSNamespace},
+				{Type: specs.IPCNamespace}, {Type: specs.CgroupNamespace},
+				netns,
+			},
+			UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: s.UIDBase, Size: s.IDCount}},
+			GIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: s.GIDBase, Size: s.IDCount}},
+			CgroupsPath: cgroupPath(cgroupParent, s.ID),
+			Resources: &specs.LinuxResources{
+				Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
+				Memory:  &specs.LinuxMemory{Limit: &memory, Swap: &memory},
+				CPU:     &specs.LinuxCPU{Quota: &quota, Period: &period, Shares: &shares, Cpus: cpuSet(s.ID, s.VCPUs, goruntime.NumCPU())},
+			},
+			MaskedPaths:   maskedPaths,
+			ReadonlyPaths: readonlyPaths,
+		},
+	}
+	if s.PidsLimit > 0 {
+		spec.Linux.Resources.Pids = &specs.LinuxPids{Limit: s.PidsLimit}
+	}
+	return spec
+}
+
+// mounts are the standard mounts of a system container, all of which work
+// in a user namespace. sysfs can be mounted only by the owner of the
+// network namespace, so an instance that joins a namespace made outside gets
+// a read-only bind of the host's /sys instead.
+func mounts(joinedNetNS bool) []specs.Mount {
+	sys := specs.Mount{Destination: "/sys", Type: "sysfs", Source: "sysfs",
+		Options: []string{"nosuid", "noexec", "nodev", "ro"}}
+	if joinedNetNS {
+		sys = specs.Mount{Destination: "/sys", Type: "none", Source: "/sys",
+			Options: []string{"rbind", "nosuid", "noexec", "nodev", "ro"}}
+	}
+	return []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc",
+			Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs",
+			Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts",
+			Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm",
+			Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue",
+			Options: []string{"nosuid", "noexec", "nodev"}},
+		sys,
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup",
+			Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
+		{Destination: "/run", Type: "tmpfs", Source: "tmpfs",
+			Options: []string{"nosuid", "nodev", "mode=755"}},
+	}
+}
+
+// cgroupPath is the instance's cgroup below parent, e.g. /nubo/i-0123….
+func cgroupPath(parent, id string) string {
+	return filepath.Join("/", parent, id)
+}
+
+// validate rejects specs runc cannot run.
+func validate(s runtime.Spec) error {
+	switch {
+	case !validID(s.ID):
+		return fmt.Errorf("invalid instance ID %q", s.ID)
+	case !filepath.IsAbs(s.RootFS):
+		return fmt.Errorf("root filesystem %q is not an absolute path", s.RootFS)
+	case len(s.Init) == 0:
+		return fmt.Errorf("no init command")
+	case s.VCPUs <= 0:
+		return fmt.Errorf("VCPUs %d: must be positive", s.VCPUs)
+	case s.MemoryMiB <= 0:
+		return fmt.Errorf("MemoryMiB %d: must be positive", s.MemoryMiB)
+	case s.IDCount == 0:
+		return fmt.Errorf("IDCount 0: an instance needs a user namespace mapping")
+	}
+	return nil
+}
+
+// validID accepts IDs that are safe as a file name and a runc container ID.
+func validID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}

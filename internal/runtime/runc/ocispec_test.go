@@ -1,0 +1,120 @@
+package runc
+
+import (
+	"slices"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"nubo/internal/runtime"
+)
+
+func testSpec() runtime.Spec {
+	return runtime.Spec{
+		ID: "i-0123456789abcdef0", RootFS: "/var/lib/nubo/rootfs/i-0123456789abcdef0",
+		Hostname: "ip-172-31-5-9", Init: []string{"/sbin/nubo-init"}, Env: []string{"PATH=/bin"},
+		VCPUs: 2, MemoryMiB: 512, PidsLimit: 1024,
+		UIDBase: 100000, GIDBase: 200000, IDCount: 65536,
+	}
+}
+
+func TestOCISpec(t *testing.T) {
+	s := ociSpec(testSpec(), "/nubo")
+	if s.Root.Path != testSpec().RootFS || s.Root.Readonly {
+		t.Errorf("root = %+v", s.Root)
+	}
+	if s.Process.Terminal || s.Process.Cwd != "/" || s.Process.User.UID != 0 || !slices.Equal(s.Process.Args, []string{"/sbin/nubo-init"}) {
+		t.Errorf("process = %+v", s.Process)
+	}
+	caps := s.Process.Capabilities
+	for _, set := range [][]string{caps.Bounding, caps.Effective, caps.Permitted} {
+		if slices.Contains(set, "CAP_SYS_RESOURCE") {
+			t.Error("CAP_SYS_RESOURCE requested: runc fails with EPERM on this host")
+		}
+		for _, need := range []string{"CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_KILL", "CAP_SYS_CHROOT", "CAP_AUDIT_WRITE"} {
+			if !slices.Contains(set, need) {
+				t.Errorf("missing %s", need)
+			}
+		}
+	}
+	var types []specs.LinuxNamespaceType
+	for _, ns := range s.Linux.Namespaces {
+		types = append(types, ns.Type)
+		if ns.Path != "" {
+			t.Errorf("namespace %s joins %s, want a new one", ns.Type, ns.Path)
+		}
+	}
+	for _, want := range []specs.LinuxNamespaceType{specs.UserNamespace, specs.PIDNamespace, specs.MountNamespace,
+		specs.UTSNamespace, specs.IPCNamespace, specs.CgroupNamespace, specs.NetworkNamespace} {
+		if !slices.Contains(types, want) {
+			t.Errorf("no %s namespace", want)
+		}
+	}
+	if m := s.Linux.UIDMappings; len(m) != 1 || m[0] != (specs.LinuxIDMapping{ContainerID: 0, HostID: 100000, Size: 65536}) {
+		t.Errorf("uid mappings = %+v", m)
+	}
+	if m := s.Linux.GIDMappings; len(m) != 1 || m[0].HostID != 200000 {
+		t.Errorf("gid mappings = %+v", m)
+	}
+	if s.Linux.CgroupsPath != "/nubo/i-0123456789abcdef0" {
+		t.Errorf("cgroups path = %q", s.Linux.CgroupsPath)
+	}
+	r := s.Linux.Resources
+	if *r.CPU.Quota != 200000 || *r.CPU.Period != 100000 {
+		t.Errorf("cpu = %d/%d, want 200000/100000", *r.CPU.Quota, *r.CPU.Period)
+	}
+	if *r.Memory.Limit != 512<<20 || *r.Memory.Swap != 512<<20 {
+		t.Errorf("memory = %d, memory+swap = %d, want both 512 MiB", *r.Memory.Limit, *r.Memory.Swap)
+	}
+	if r.Pids.Limit != 1024 {
+		t.Errorf("pids = %d", r.Pids.Limit)
+	}
+	if sys := mountAt(s, "/sys"); sys.Type != "sysfs" || !slices.Contains(sys.Options, "ro") {
+		t.Errorf("/sys = %+v, want read-only sysfs", sys)
+	}
+}
+
+func TestOCISpecJoinedNetNS(t *testing.T) {
+	spec := testSpec()
+	spec.NetNS = "/run/netns/nubo-i-0123"
+	s := ociSpec(spec, "/nubo")
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace && ns.Path != spec.NetNS {
+			t.Errorf("network namespace path = %q, want %q", ns.Path, spec.NetNS)
+		}
+	}
+	// sysfs cannot be mounted from a user namespace that does not own the
+	// network namespace: the host's /sys is bound read-only instead.
+	if sys := mountAt(s, "/sys"); !slices.Contains(sys.Options, "rbind") || !slices.Contains(sys.Options, "ro") {
+		t.Errorf("/sys = %+v, want a read-only rbind", sys)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for name, edit := range map[string]func(*runtime.Spec){
+		"id":     func(s *runtime.Spec) { s.ID = "../etc" },
+		"rootfs": func(s *runtime.Spec) { s.RootFS = "rootfs" },
+		"init":   func(s *runtime.Spec) { s.Init = nil },
+		"vcpus":  func(s *runtime.Spec) { s.VCPUs = 0 },
+		"memory": func(s *runtime.Spec) { s.MemoryMiB = 0 },
+		"idmap":  func(s *runtime.Spec) { s.IDCount = 0 },
+	} {
+		s := testSpec()
+		edit(&s)
+		if validate(s) == nil {
+			t.Errorf("%s: invalid spec accepted", name)
+		}
+	}
+	if err := validate(testSpec()); err != nil {
+		t.Errorf("valid spec rejected: %v", err)
+	}
+}
+
+func mountAt(s *specs.Spec, dst string) specs.Mount {
+	for _, m := range s.Mounts {
+		if m.Destination == dst {
+			return m
+		}
+	}
+	return specs.Mount{}
+}

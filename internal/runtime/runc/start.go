@@ -1,0 +1,141 @@
+package runc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"nubo/internal/runtime"
+)
+
+// startTimeout bounds how long Start waits for PID 1 when ctx has no
+// deadline of its own.
+const startTimeout = time.Minute
+
+// Start runs PID 1 under a new shim and waits until it runs (or has already
+// ended). Starting a running instance is a no-op; a stopped one is started
+// again after its leftover runc record is removed.
+func (d *Driver) Start(ctx context.Context, id string) error {
+	defer d.locks.lock(id)()
+	if err := d.start(ctx, id); err != nil {
+		return fmt.Errorf("starting %s: %w", id, err)
+	}
+	return nil
+}
+
+func (d *Driver) start(ctx context.Context, id string) error {
+	if !validID(id) {
+		return runtime.ErrNotFound
+	}
+	o, err := d.observeSettled(ctx, id)
+	switch {
+	case err != nil:
+		return err
+	case !o.bundle:
+		return runtime.ErrNotFound
+	case o.running():
+		return nil
+	case o.transient():
+		return fmt.Errorf("shim %d is still starting or ending a run", o.run.Shim.Pid)
+	}
+	if err := d.runcDelete(ctx, id); err != nil { // a leftover from a run that ended
+		return err
+	}
+	for _, f := range []string{exitFile, pidFile} {
+		if err := removeIfExists(d.file(id, f)); err != nil {
+			return err
+		}
+	}
+	shim, err := d.spawnShim(id)
+	if err != nil {
+		return err
+	}
+	d.log.Info("instance starting", "instance", id, "shim", shim.Pid)
+	if err := writeJSON(d.file(id, runFile), runRecord{Shim: shim, StartedAt: time.Now()}); err != nil {
+		return err
+	}
+	return d.awaitPID1(ctx, id, shim)
+}
+
+// spawnShim starts the instance's shim in a session of its own, detached
+// from the caller: no parent-death signal, stdio on the console log.
+func (d *Driver) spawnShim(id string) (proc, error) {
+	spec, err := d.specOf(id)
+	if err != nil {
+		return proc{}, err
+	}
+	console := spec.ConsoleLog
+	if console == "" {
+		console = d.file(id, consoleFile)
+	}
+	log, err := os.OpenFile(console, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return proc{}, fmt.Errorf("opening console log: %w", err)
+	}
+	defer log.Close()
+	args := append(d.cfg.Shim[1:len(d.cfg.Shim):len(d.cfg.Shim)],
+		"--runc", d.cfg.Runc, "--root", d.runcRoot(), "--bundle", d.bundle(id), "--id", id)
+	cmd := exec.Command(d.cfg.Shim[0], args...)
+	cmd.Dir = "/"
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return proc{}, fmt.Errorf("spawning shim: %w", err)
+	}
+	p := proc{Pid: cmd.Process.Pid}
+	if start, _, err := procStat(p.Pid); err == nil {
+		p.Start = start
+	}
+	// Reap the shim if it ends while this process lives; if this process
+	// dies first, the shim is reparented and lives on.
+	go cmd.Wait()
+	return p, nil
+}
+
+// awaitPID1 waits until runc has released PID 1 (it writes the PID file
+// then) or the shim has ended, and reports a run that never got going.
+func (d *Driver) awaitPID1(ctx context.Context, id string, shim proc) error {
+	ok, err := pollUntil(ctx, 2*time.Millisecond, startTimeout, func() (bool, error) {
+		return exists(d.file(id, pidFile)) || !shim.alive(), nil
+	})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("PID 1 not running after %v", startTimeout)
+	}
+	if pid, err := readPid(d.file(id, pidFile)); err == nil && pid > 0 {
+		if err := awaitExec(ctx, pid); err != nil {
+			return err
+		}
+	}
+	o, err := d.observeSettled(ctx, id)
+	if err != nil {
+		return err
+	}
+	if o.exit != nil && o.exit.Error != "" {
+		return fmt.Errorf("%s; runc log: %s", o.exit.Error, lastLine(d.file(id, runcLogFile)))
+	}
+	if !o.running() && o.exit == nil {
+		return errors.New("shim ended without recording PID 1's exit; see " + d.file(id, shimLogFile))
+	}
+	return nil
+}
+
+// lastLine returns the last non-empty line of a file, for error messages.
+func lastLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	b = bytes.TrimSpace(b)
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		b = b[i+1:]
+	}
+	return string(b)
+}

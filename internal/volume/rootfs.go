@@ -1,0 +1,118 @@
+package volume
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Roots keeps root volumes on this host: each is an overlay whose lower layer
+// is the image's root filesystem (shared, never written) and whose upper layer
+// is the volume's own data in Dir/<vol-id>, so a launch copies nothing and a
+// volume holds only what its instance changed.
+type Roots struct {
+	Dir string // e.g. DATA/volumes
+}
+
+func (r Roots) paths(id string) (upper, work string) {
+	return filepath.Join(r.Dir, id, "upper"), filepath.Join(r.Dir, id, "work")
+}
+
+// Mount mounts volume id over image at target (idempotent). The volume's
+// top directory is owned by uid/gid base, the instance's root.
+func (r Roots) Mount(id, image, target string, base uint32) error {
+	if mounted, err := IsMounted(target); err != nil || mounted {
+		return err
+	}
+	upper, work := r.paths(id)
+	for _, d := range []string{upper, work, target} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	// The overlay's root takes the upper dir's owner and mode: make them the image root's.
+	fi, err := os.Stat(image)
+	if err != nil {
+		return fmt.Errorf("image root %s: %w", image, err)
+	}
+	if err := os.Chown(upper, int(base), int(base)); err != nil {
+		return err
+	}
+	if err := os.Chmod(upper, fi.Mode().Perm()); err != nil {
+		return err
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", image, upper, work)
+	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("mounting root volume %s at %s: %w", id, target, err)
+	}
+	return nil
+}
+
+// Unmount unmounts target if mounted (idempotent).
+func (r Roots) Unmount(target string) error {
+	mounted, err := IsMounted(target)
+	if err != nil || !mounted {
+		return err
+	}
+	if err := unix.Unmount(target, 0); err != nil {
+		// Busy mounts (a shell inside still open): detach lazily, the kernel frees it when unused.
+		if err := unix.Unmount(target, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmounting %s: %w", target, err)
+		}
+	}
+	return nil
+}
+
+// Delete removes a volume's data (idempotent). Its mount must be gone.
+func (r Roots) Delete(id string) error {
+	if err := os.RemoveAll(filepath.Join(r.Dir, id)); err != nil {
+		return fmt.Errorf("deleting volume %s: %w", id, err)
+	}
+	return nil
+}
+
+// IsMounted reports whether path is a mount point, from /proc/self/mountinfo.
+func IsMounted(path string) (bool, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false, err
+	}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && unescapeMount(fields[4]) == abs {
+			return true, nil
+		}
+	}
+	return false, sc.Err()
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for space, …).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var c byte
+			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &c); err == nil {
+				b.WriteByte(c)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
