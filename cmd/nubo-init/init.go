@@ -66,10 +66,14 @@ func (in *initd) run() int {
 	// Every signal nubo-init may receive is caught: as PID 1 an uncaught
 	// SIGHUP would make the Go runtime exit, and a broken console (SIGPIPE on
 	// stdout) must not stop the instance. Caught, not ignored, so that
-	// children start with default dispositions.
-	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, syscall.SIGCHLD, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1,
-		syscall.SIGUSR2, syscall.SIGPWR, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE)
+	// children start with default dispositions. SIGCHLD has its own channel,
+	// so that a storm of exiting children never crowds out a shutdown request
+	// (one pending SIGCHLD is enough: each reap collects every exited child).
+	chld := make(chan os.Signal, 1)
+	signal.Notify(chld, syscall.SIGCHLD)
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGUSR2,
+		syscall.SIGPWR, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE)
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		in.con.logf("cannot become child subreaper: %v", err)
 	}
@@ -85,22 +89,24 @@ func (in *initd) run() int {
 		}
 	}
 	go in.boot()
-	for sig := range sigs {
-		switch sig {
-		case syscall.SIGCHLD:
+	for {
+		select {
+		case <-chld:
 			in.procs.reap()
-		case syscall.SIGTERM, syscall.SIGUSR2, syscall.SIGPWR:
-			return in.shutdown(actPoweroff, sig)
-		case syscall.SIGUSR1:
-			return in.shutdown(actHalt, sig)
-		case syscall.SIGINT:
-			return in.shutdown(actReboot, sig)
-		case syscall.SIGPIPE:
-		default:
-			in.con.logf("ignoring %v", sig)
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGTERM, syscall.SIGUSR2, syscall.SIGPWR:
+				return in.shutdown(actPoweroff, sig)
+			case syscall.SIGUSR1:
+				return in.shutdown(actHalt, sig)
+			case syscall.SIGINT:
+				return in.shutdown(actReboot, sig)
+			case syscall.SIGPIPE:
+			default:
+				in.con.logf("ignoring %v", sig)
+			}
 		}
 	}
-	return exitPoweroff // not reached
 }
 
 // boot does the first-boot and every-boot work, then supervises sshd. It

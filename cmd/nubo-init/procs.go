@@ -81,12 +81,9 @@ func (p *procs) run(cmd *exec.Cmd) error {
 func (p *procs) reap() (children bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for wp := range p.waiters {
+	for {
 		var ws syscall.WaitStatus
-		pid, err := syscall.Wait4(wp, &ws, syscall.WNOHANG, nil)
-		if pid == 0 {
-			continue
-		}
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
 		switch {
 		case err == syscall.EINTR:
 			continue
@@ -102,7 +99,6 @@ func (p *procs) reap() (children bool) {
 			ch <- ws
 		}
 	}
-	return true
 }
 
 // shutdown stops starting processes and sends sig to all of them.

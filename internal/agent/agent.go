@@ -27,12 +27,15 @@ type Agent struct {
 	Store   *store.Store
 	Host    string
 	Runtime runtime.Driver
-	Roots   volume.Roots
+	Roots   RootVolumes
 	Images  *ami.Registry
 	// ImageRoot returns the local root filesystem directory of an image.
 	ImageRoot func(im ami.Image) string
 	Dir       string // per-instance state: DATA/instances
 	Log       *slog.Logger
+	// Ready reports whether an instance's init is up; default: its console
+	// shows ReadyMarker.
+	Ready func(id string) bool
 
 	Workers       int           // concurrent reconciles (default 8)
 	Resync        time.Duration // full pass interval (default 5s)
@@ -43,6 +46,15 @@ type Agent struct {
 	queue *queue
 	wg    sync.WaitGroup
 }
+
+// RootVolumes mounts instances' root volumes (volume.Roots on a real host).
+type RootVolumes interface {
+	Mount(id, image, target string, base uint32) error
+	Unmount(target string) error
+	Delete(id string) error
+}
+
+var _ RootVolumes = volume.Roots{}
 
 // Run reconciles until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
@@ -107,6 +119,9 @@ func (a *Agent) defaults() {
 	}
 	if a.Now == nil {
 		a.Now = time.Now
+	}
+	if a.Ready == nil {
+		a.Ready = a.consoleReady
 	}
 }
 

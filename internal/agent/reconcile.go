@@ -71,7 +71,7 @@ func (a *Agent) ensureRunning(ctx context.Context, key string, in instance.Insta
 		if in.State != instance.Pending {
 			return nil
 		}
-		if !a.ready(in.ID) {
+		if !a.Ready(in.ID) {
 			a.later(ctx, key, 50*time.Millisecond)
 			return nil
 		}
@@ -258,8 +258,8 @@ func (a *Agent) removeOrphan(ctx context.Context, id string) error {
 	return nil
 }
 
-// ready reports whether the instance's init says it is up.
-func (a *Agent) ready(id string) bool {
+// consoleReady reports whether the instance's init said on its console that it is up.
+func (a *Agent) consoleReady(id string) bool {
 	f, err := os.Open(a.console(id))
 	if err != nil {
 		return false

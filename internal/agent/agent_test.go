@@ -1,0 +1,388 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"nubo/internal/ami"
+	"nubo/internal/apierr"
+	"nubo/internal/instance"
+	"nubo/internal/keypair"
+	"nubo/internal/resource"
+	"nubo/internal/runtime"
+	"nubo/internal/runtime/fake"
+	"nubo/internal/store"
+	"nubo/internal/volume"
+)
+
+const account = "123456789012"
+
+// env is one host: a real embedded etcd, the fake runtime, fake root volumes.
+type env struct {
+	st     *store.Store
+	svc    *instance.Service
+	rt     *fake.Driver
+	roots  *fakeRoots
+	image  string
+	dir    string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newEnv(t *testing.T, vcpus int) *env {
+	t.Helper()
+	ctx := context.Background()
+	e, err := store.StartEmbedded(ctx, filepath.Join(t.TempDir(), "etcd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Connect(ctx, []string{e.Endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close(); e.Close() })
+	reg := &ami.Registry{Store: st, Region: "us-east-1"}
+	im := ami.Image{Meta: resource.Meta{ID: "ami-0123456789abcdef0"}, Name: "test", Architecture: "x86_64",
+		RootDevice: "/dev/xvda", SizeGiB: 8, State: "available", Location: "test", Init: []string{"/sbin/init"}, UIDBase: 100000}
+	if err := reg.EnsurePublic(ctx, im); err != nil {
+		t.Fatal(err)
+	}
+	host := instance.Host{Name: "h1", VCPUs: vcpus, MemoryMiB: 1 << 20}
+	if err := st.Apply(ctx, store.Op{Key: instance.HostKey("h1"), Value: host, ModRev: -1}); err != nil {
+		t.Fatal(err)
+	}
+	v := &env{st: st, rt: fake.New(), roots: &fakeRoots{mounted: map[string]bool{}, deleted: map[string]bool{}}, image: im.ID, dir: t.TempDir()}
+	v.svc = &instance.Service{Store: st, Region: "us-east-1", Zones: []string{"us-east-1a"}, Host: "h1", Images: reg, KeyPairs: &keypair.Service{Store: st}}
+	v.startAgent(t)
+	return v
+}
+
+func (v *env) startAgent(t *testing.T) {
+	a := &Agent{Store: v.st, Host: "h1", Runtime: v.rt, Roots: v.roots, Images: v.svc.Images,
+		ImageRoot: func(im ami.Image) string { return "/images/" + im.Location }, Dir: v.dir,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Ready: func(string) bool { return true },
+		Resync: 100 * time.Millisecond, StopGrace: time.Second, TerminatedTTL: time.Hour}
+	ctx, cancel := context.WithCancel(context.Background())
+	v.cancel, v.done = cancel, make(chan struct{})
+	go func() { defer close(v.done); _ = a.Run(ctx) }()
+	t.Cleanup(v.stopAgent)
+}
+
+func (v *env) stopAgent() {
+	if v.cancel != nil {
+		v.cancel()
+		<-v.done
+		v.cancel = nil
+	}
+}
+
+func (v *env) run(t *testing.T, spec instance.RunSpec) []string {
+	t.Helper()
+	spec.ImageID = v.image
+	if spec.InstanceType == "" {
+		spec.InstanceType = "t3.micro"
+	}
+	if spec.MinCount == 0 {
+		spec.MinCount, spec.MaxCount = 1, 1
+	}
+	if spec.ShutdownBehavior == "" {
+		spec.ShutdownBehavior = "stop"
+	}
+	res, err := v.svc.Run(context.Background(), account, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, in := range res.Instances {
+		if in.State != instance.Pending {
+			t.Fatalf("new instance is %s", in.State)
+		}
+		ids = append(ids, in.ID)
+	}
+	return ids
+}
+
+// wait polls until the instance is in state.
+func (v *env) wait(t *testing.T, id, state string) instance.Instance {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		in, err := v.svc.Get(context.Background(), account, id)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && in.State == state) {
+			return in
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: state %s, want %s (err %v)", id, in.State, state, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+type fakeRoots struct {
+	mu               sync.Mutex
+	mounted, deleted map[string]bool
+}
+
+func (r *fakeRoots) Mount(id, image, target string, base uint32) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.mounted[target] = true
+	return os.MkdirAll(target, 0o755)
+}
+
+func (r *fakeRoots) Unmount(target string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.mounted, target)
+	return nil
+}
+
+func (r *fakeRoots) Delete(id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.deleted[id] = true
+	return nil
+}
+
+var _ RootVolumes = (*fakeRoots)(nil)
+var _ = volume.Roots{}
+
+func code(err error) string {
+	if e, ok := apierr.As(err); ok {
+		return e.Code
+	}
+	return ""
+}
+
+func TestLifecycle(t *testing.T) {
+	v := newEnv(t, 64)
+	ctx := context.Background()
+	id := v.run(t, instance.RunSpec{DeleteOnTermination: true})[0]
+	v.wait(t, id, instance.Running)
+	spec, ok := v.rt.Spec(id)
+	if !ok || spec.VCPUs != 2 || spec.MemoryMiB != 1024 || spec.Hostname == "" || spec.UIDBase != 100000 {
+		t.Fatalf("runtime spec %+v", spec)
+	}
+	if st, _ := v.rt.State(ctx, id); st.Status != runtime.Running {
+		t.Fatalf("runtime says %s", st.Status)
+	}
+
+	ch, err := v.svc.Stop(ctx, account, []string{id}, false)
+	if err != nil || ch[0].Previous != instance.Running || ch[0].State != instance.Stopping {
+		t.Fatalf("stop: %v %+v", err, ch)
+	}
+	in := v.wait(t, id, instance.Stopped)
+	if in.StateReason == nil || in.StateReason.Code != "Client.UserInitiatedShutdown" {
+		t.Fatalf("reason %+v", in.StateReason)
+	}
+	if _, err := v.rt.State(ctx, id); !errors.Is(err, runtime.ErrNotFound) {
+		t.Fatalf("stopped instance still in the runtime: %v", err)
+	}
+	if _, err := v.svc.Stop(ctx, account, []string{id}, false); err != nil {
+		t.Fatalf("stopping a stopped instance: %v", err)
+	}
+
+	if _, err := v.svc.Start(ctx, account, []string{id}); err != nil {
+		t.Fatal(err)
+	}
+	v.wait(t, id, instance.Running)
+	starts := v.rt.Calls(fake.OpStart)
+	if err := v.svc.Reboot(ctx, account, []string{id}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for v.rt.Calls(fake.OpStart) == starts && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if v.rt.Calls(fake.OpStart) != starts+1 {
+		t.Fatalf("reboot did not restart the instance (%d starts)", v.rt.Calls(fake.OpStart))
+	}
+	v.wait(t, id, instance.Running)
+
+	if _, err := v.svc.Terminate(ctx, account, []string{id}); err != nil {
+		t.Fatal(err)
+	}
+	in = v.wait(t, id, instance.Terminated)
+	if in.TerminatedAt.IsZero() || !v.roots.deleted[in.RootVolumeID] {
+		t.Fatalf("terminated %+v, volume deleted %v", in, v.roots.deleted)
+	}
+	_, err = v.svc.Start(ctx, account, []string{id})
+	if code(err) != "IncorrectInstanceState" {
+		t.Fatalf("starting a terminated instance: %v", err)
+	}
+}
+
+func TestShutdownFromInside(t *testing.T) {
+	v := newEnv(t, 64)
+	ctx := context.Background()
+	stopper := v.run(t, instance.RunSpec{})[0]
+	terminator := v.run(t, instance.RunSpec{ShutdownBehavior: "terminate", DeleteOnTermination: false})[0]
+	rebooter := v.run(t, instance.RunSpec{})[0]
+	crasher := v.run(t, instance.RunSpec{})[0]
+	for _, id := range []string{stopper, terminator, rebooter, crasher} {
+		v.wait(t, id, instance.Running)
+	}
+	_ = v.rt.Exit(stopper, exitPoweroff)
+	_ = v.rt.Exit(terminator, exitPoweroff)
+	_ = v.rt.Exit(rebooter, exitReboot)
+	_ = v.rt.Exit(crasher, 137)
+
+	in := v.wait(t, stopper, instance.Stopped)
+	if in.StateReason.Code != "Client.InstanceInitiatedShutdown" || in.Desired != instance.Stopped {
+		t.Fatalf("poweroff: %+v", in)
+	}
+	in = v.wait(t, terminator, instance.Terminated)
+	if v.roots.deleted[in.RootVolumeID] {
+		t.Fatal("root volume deleted despite DeleteOnTermination=false")
+	}
+	var vol volume.Volume
+	if _, err := v.st.Get(ctx, resource.Key(resource.Scope{Account: account, Region: "us-east-1"}, resource.Volume, in.RootVolumeID), &vol); err != nil || vol.State != "available" || vol.Attachment != nil {
+		t.Fatalf("kept volume: %+v %v", vol, err)
+	}
+	in = v.wait(t, crasher, instance.Stopped)
+	if in.StateReason.Code != "Server.InternalError" {
+		t.Fatalf("crash reason %+v", in.StateReason)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if in, _ := v.svc.Get(ctx, account, rebooter); in.State != instance.Running {
+		t.Fatalf("rebooted instance is %s", in.State)
+	}
+	if st, _ := v.rt.State(ctx, rebooter); st.Status != runtime.Running {
+		t.Fatalf("rebooted instance not running in the runtime: %s", st.Status)
+	}
+}
+
+// TestAgentRestart: a new agent adopts running instances without restarting
+// them, and reports one that died meanwhile as stopped.
+func TestAgentRestart(t *testing.T) {
+	v := newEnv(t, 64)
+	ids := v.run(t, instance.RunSpec{MinCount: 2, MaxCount: 2})
+	for _, id := range ids {
+		v.wait(t, id, instance.Running)
+	}
+	v.stopAgent()
+	starts := v.rt.Calls(fake.OpStart)
+	_ = v.rt.Exit(ids[1], 137)
+	v.startAgent(t)
+	in := v.wait(t, ids[1], instance.Stopped)
+	if in.StateReason == nil {
+		t.Fatal("no reason for an instance that died while the agent was away")
+	}
+	time.Sleep(300 * time.Millisecond)
+	if v.rt.Calls(fake.OpStart) != starts {
+		t.Fatalf("the new agent restarted instances (%d starts, had %d)", v.rt.Calls(fake.OpStart), starts)
+	}
+	if in, _ := v.svc.Get(context.Background(), account, ids[0]); in.State != instance.Running {
+		t.Fatalf("%s is %s", ids[0], in.State)
+	}
+}
+
+func TestCapacity(t *testing.T) {
+	v := newEnv(t, 6) // three t3.micro (2 vCPUs each)
+	ctx := context.Background()
+	spec := instance.RunSpec{ImageID: v.image, InstanceType: "t3.micro", MinCount: 4, MaxCount: 4, ShutdownBehavior: "stop"}
+	if _, err := v.svc.Run(ctx, account, spec); code(err) != "InsufficientInstanceCapacity" {
+		t.Fatalf("4 × t3.micro on 6 vCPUs: %v", err)
+	}
+	if all, _ := v.svc.List(ctx, account); len(all) != 0 {
+		t.Fatalf("a refused launch left %d instances", len(all))
+	}
+	spec.MinCount, spec.MaxCount = 1, 5
+	res, err := v.svc.Run(ctx, account, spec)
+	if err != nil || len(res.Instances) != 3 {
+		t.Fatalf("MinCount 1 MaxCount 5 on 6 vCPUs: %v, %d instances", err, len(res.Instances))
+	}
+	spec.MinCount, spec.MaxCount = 1, 1
+	if _, err := v.svc.Run(ctx, account, spec); code(err) != "InsufficientInstanceCapacity" {
+		t.Fatalf("full host: %v", err)
+	}
+	id := res.Instances[0].ID
+	v.wait(t, id, instance.Running)
+	if _, err := v.svc.Stop(ctx, account, []string{id}, false); err != nil {
+		t.Fatal(err)
+	}
+	v.wait(t, id, instance.Stopped)
+	other, err := v.svc.Run(ctx, account, spec) // the stopped one's share is free
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.svc.Start(ctx, account, []string{id}); code(err) != "InsufficientInstanceCapacity" {
+		t.Fatalf("starting on a full host: %v", err)
+	}
+	if _, err := v.svc.Terminate(ctx, account, []string{other.Instances[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.svc.Start(ctx, account, []string{id}); err != nil {
+		t.Fatalf("start after capacity freed: %v", err)
+	}
+}
+
+// TestConcurrentLaunchesNeverOvercommit races launches for the last slots.
+func TestConcurrentLaunchesNeverOvercommit(t *testing.T) {
+	v := newEnv(t, 10) // five t3.micro
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	launched := 0
+	for i := 0; i < 12; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := v.svc.Run(context.Background(), account, instance.RunSpec{ImageID: v.image, InstanceType: "t3.micro", MinCount: 1, MaxCount: 1, ShutdownBehavior: "stop"})
+			if err == nil {
+				mu.Lock()
+				launched += len(res.Instances)
+				mu.Unlock()
+			} else if c := code(err); c != "InsufficientInstanceCapacity" && c != "RequestLimitExceeded" {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if launched > 5 {
+		t.Fatalf("%d t3.micro launched on 10 vCPUs", launched)
+	}
+}
+
+func TestIdempotentRun(t *testing.T) {
+	v := newEnv(t, 64)
+	ctx := context.Background()
+	spec := instance.RunSpec{ImageID: v.image, InstanceType: "t3.micro", MinCount: 2, MaxCount: 2, ShutdownBehavior: "stop", ClientToken: "abc"}
+	a, err := v.svc.Run(ctx, account, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := v.svc.Run(ctx, account, spec)
+	if err != nil || b.ID != a.ID || len(b.Instances) != 2 || b.Instances[1].ID != a.Instances[1].ID {
+		t.Fatalf("retry: %v %+v", err, b)
+	}
+	spec.MaxCount = 3
+	if _, err := v.svc.Run(ctx, account, spec); code(err) != "IdempotentParameterMismatch" {
+		t.Fatalf("changed parameters: %v", err)
+	}
+	if all, _ := v.svc.List(ctx, account); len(all) != 2 {
+		t.Fatalf("%d instances after retries", len(all))
+	}
+}
+
+func TestTerminationProtection(t *testing.T) {
+	v := newEnv(t, 64)
+	ctx := context.Background()
+	id := v.run(t, instance.RunSpec{DisableAPITermination: true})[0]
+	if _, err := v.svc.Terminate(ctx, account, []string{id}); code(err) != "OperationNotPermitted" {
+		t.Fatalf("protected terminate: %v", err)
+	}
+	if err := v.svc.Modify(ctx, account, id, func(in *instance.Instance) error { in.DisableAPITermination = false; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.svc.Terminate(ctx, account, []string{id}); err != nil {
+		t.Fatal(err)
+	}
+	v.wait(t, id, instance.Terminated)
+}
