@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	osexec "os/exec"
 	"sort"
 	"strings"
 	"sync"
@@ -38,12 +39,20 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "how long to run each call")
 	workers := flag.Int("concurrency", 8, "concurrent clients")
 	keys := flag.Int("keys", 1000, "key pairs stored before DescribeKeyPairs")
+	launches := flag.Int("launches", 20, "instances launched one at a time")
+	many := flag.Int("many", 50, "instances launched at once")
 	flag.Parse()
-	if err := run(*duration, *workers, *keys); err != nil {
+	err := run(*duration, *workers, *keys)
+	if err == nil {
+		err = benchInstances(context.Background(), *launches, *many)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
+
+func exec(name string, args ...string) error { return osexec.Command(name, args...).Run() }
 
 type call struct {
 	name string

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"nubo/internal/nubotest"
+)
+
+// benchInstances measures RunInstances → running for debian-12-minimal: one
+// at a time (p50/p90 over n launches), then many at once.
+func benchInstances(ctx context.Context, n, many int) error {
+	if os.Geteuid() != 0 {
+		fmt.Println("\ninstances: skipped (needs root)")
+		return nil
+	}
+	images, err := nubotest.ImageCache(ctx, "debian-12-minimal")
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "nubo-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		_ = os.Chmod(d, 0o711)
+	}
+	srv, err := nubotest.Start(ctx, dir, "--image-dir", images, "--terminated-ttl", "1s")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		srv.Stop()
+		_ = exec(srv.Bin, "serve", "--cleanup", "--data-dir", dir)
+	}()
+	c, err := srv.EC2()
+	if err != nil {
+		return err
+	}
+	out, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"debian-12-minimal"}}}})
+	if err != nil || len(out.Images) == 0 {
+		return fmt.Errorf("debian-12-minimal not registered: %v", err)
+	}
+	image := out.Images[0].ImageId
+
+	fmt.Printf("\ninstances (debian-12-minimal, t3.nano)\n")
+	var lat []time.Duration
+	for i := 0; i < n; i++ {
+		t0 := time.Now()
+		ids, err := launch(ctx, c, image, 1)
+		if err != nil {
+			return err
+		}
+		if err := waitRunning(ctx, c, ids); err != nil {
+			return err
+		}
+		lat = append(lat, time.Since(t0))
+		if _, err := c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids}); err != nil {
+			return err
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	fmt.Printf("  RunInstances → running, one at a time (n=%d): p50 %s  p90 %s  min %s  max %s\n", n,
+		lat[n/2].Round(time.Millisecond), lat[n*9/10].Round(time.Millisecond), lat[0].Round(time.Millisecond), lat[n-1].Round(time.Millisecond))
+
+	t0 := time.Now()
+	ids, err := launch(ctx, c, image, int32(many))
+	if err != nil {
+		return err
+	}
+	if err := waitRunning(ctx, c, ids); err != nil {
+		return err
+	}
+	fmt.Printf("  RunInstances of %d at once → all running: %s\n", many, time.Since(t0).Round(time.Millisecond))
+	t0 = time.Now()
+	if _, err := c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids}); err != nil {
+		return err
+	}
+	if err := ec2.NewInstanceTerminatedWaiter(c, func(o *ec2.InstanceTerminatedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 50*time.Millisecond, 200*time.Millisecond
+	}).
+		Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids}, 5*time.Minute); err != nil {
+		return err
+	}
+	fmt.Printf("  TerminateInstances of %d → all terminated: %s\n", many, time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+func launch(ctx context.Context, c *ec2.Client, image *string, n int32) ([]string, error) {
+	out, err := c.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: image, InstanceType: types.InstanceTypeT3Nano, MinCount: aws.Int32(n), MaxCount: aws.Int32(n)})
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, in := range out.Instances {
+		ids = append(ids, aws.ToString(in.InstanceId))
+	}
+	return ids, nil
+}
+
+// waitRunning polls DescribeInstances every 5 ms until every instance runs.
+func waitRunning(ctx context.Context, c *ec2.Client, ids []string) error {
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids})
+		if err != nil {
+			return err
+		}
+		running := 0
+		for _, r := range out.Reservations {
+			for _, in := range r.Instances {
+				switch in.State.Name {
+				case types.InstanceStateNameRunning:
+					running++
+				case types.InstanceStateNamePending:
+				default:
+					return fmt.Errorf("instance %s is %s", aws.ToString(in.InstanceId), in.State.Name)
+				}
+			}
+		}
+		if running == len(ids) {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return fmt.Errorf("instances not running after 5 minutes")
+}
