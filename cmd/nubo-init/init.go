@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -142,22 +143,62 @@ func (in *initd) boot() {
 	in.superviseSSHD()
 }
 
-// generateHostKeys runs ssh-keygen -A, which creates only missing keys.
+// Host key types, fast first: ed25519 and ECDSA take milliseconds, RSA
+// takes a good fraction of a second (seconds on a busy host), so it is made
+// after sshd is up (see addSlowHostKeys) rather than delaying every first boot.
+var (
+	fastHostKeys = []string{"ed25519", "ecdsa"}
+	slowHostKeys = []string{"rsa"}
+)
+
+// generateHostKeys makes the missing fast host keys.
 func (in *initd) generateHostKeys() {
-	args := []string{"-A"}
-	if in.root != "/" {
-		args = append(args, "-f", in.root)
-	}
-	cmd := exec.Command(in.path("usr/bin/ssh-keygen"), args...)
-	cmd.Dir = in.root
-	cmd.Stdout, cmd.Stderr = in.out, in.out
 	t0 := time.Now()
-	in.con.logf("generating missing SSH host keys")
-	if err := in.procs.run(cmd); err != nil {
-		in.con.logf("ssh-keygen -A failed: %v", err)
+	in.con.logf("generating missing SSH host keys (%s)", strings.Join(fastHostKeys, ", "))
+	if in.makeHostKeys(fastHostKeys) {
+		in.con.logf("SSH host keys ready in %s", since(t0))
+	}
+}
+
+// makeHostKeys runs ssh-keygen for each missing key type; false if one failed.
+func (in *initd) makeHostKeys(types []string) bool {
+	ok := true
+	for _, t := range types {
+		path := in.path("etc/ssh/ssh_host_" + t + "_key")
+		if _, err := os.Stat(path); err == nil {
+			continue
+		}
+		cmd := exec.Command(in.path("usr/bin/ssh-keygen"), "-q", "-N", "", "-t", t, "-f", path)
+		cmd.Dir = in.root
+		cmd.Stdout, cmd.Stderr = in.out, in.out
+		if err := in.procs.run(cmd); err != nil {
+			in.con.logf("ssh-keygen -t %s failed: %v", t, err)
+			ok = false
+		}
+	}
+	return ok
+}
+
+// addSlowHostKeys makes the missing slow host keys in the background and
+// has sshd (pid) load them: SIGHUP makes sshd re-read its keys.
+func (in *initd) addSlowHostKeys(pid int) {
+	missing := false
+	for _, t := range slowHostKeys {
+		if _, err := os.Stat(in.path("etc/ssh/ssh_host_" + t + "_key")); err != nil {
+			missing = true
+		}
+	}
+	if !missing {
 		return
 	}
-	in.con.logf("SSH host keys ready in %s", since(t0))
+	go func() {
+		t0 := time.Now()
+		if !in.makeHostKeys(slowHostKeys) || in.procs.isClosed() {
+			return
+		}
+		in.con.logf("SSH host keys (%s) ready in %s; reloading sshd", strings.Join(slowHostKeys, ", "), since(t0))
+		_ = syscall.Kill(pid, syscall.SIGHUP)
+	}()
 }
 
 // shutdown stops every process (SIGTERM, grace, SIGKILL), syncs and returns

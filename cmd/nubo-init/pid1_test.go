@@ -45,6 +45,7 @@ sh -c '(while [ ! -e "$0/release" ]; do sleep 0.05; done) & echo $! > "$0/orphan
 if [ -e "$R/crash-once" ]; then rm "$R/crash-once"; echo "fake-sshd: crashing"; exit 1; fi
 if [ -e "$R/do" ]; then cmd=$(cat "$R/do"); rm "$R/do"; (sleep 0.2; echo "fake-sshd: running $cmd"; $cmd) & fi
 trap 'echo "fake-sshd: got SIGTERM"; exit 0' TERM
+trap 'echo "fake-sshd: reloading keys"' HUP
 while :; do sleep 1 & wait $!; done
 `
 
@@ -56,7 +57,7 @@ func fakeRoot(t *testing.T, bin string) string {
 	r := t.TempDir()
 	writeScript(t, filepath.Join(r, "usr/sbin/sshd"), fmt.Sprintf(fakeSSHD, r)[len("#!/bin/sh\n"):], 0o755)
 	writeScript(t, filepath.Join(r, "usr/bin/ssh-keygen"),
-		`echo "fake-keygen: $*"; mkdir -p "$3/etc/ssh"; for k in rsa ecdsa ed25519; do touch "$3/etc/ssh/ssh_host_${k}_key"; done`, 0o755)
+		`echo "fake-keygen: $*"; for f; do :; done; mkdir -p "$(dirname "$f")"; touch "$f"`, 0o755)
 	writeScript(t, filepath.Join(r, "etc/nubo-init/first-boot.d/10-once"), "echo first >> "+r+"/trace", 0o755)
 	writeScript(t, filepath.Join(r, "etc/nubo-init/boot.d/10-every"), "echo boot >> "+r+"/trace", 0o755)
 	os.MkdirAll(filepath.Join(r, "sbin"), 0o755)
@@ -207,7 +208,8 @@ func TestPID1(t *testing.T) {
 		for _, want := range []string{
 			"nubo-init: starting (pid 1)",
 			"nubo-init: first boot: preparing the instance",
-			"fake-keygen: -A -f " + root,
+			"fake-keygen: -q -N  -t ed25519 -f " + root + "/etc/ssh/ssh_host_ed25519_key",
+			"fake-keygen: -q -N  -t ecdsa -f " + root + "/etc/ssh/ssh_host_ecdsa_key",
 			"nubo-init: running first-boot.d/10-once",
 			"nubo-init: running boot.d/10-every",
 			"fake-sshd: started -D -e",
@@ -217,6 +219,11 @@ func TestPID1(t *testing.T) {
 			if !strings.Contains(out, want) {
 				t.Errorf("console lacks %q", want)
 			}
+		}
+		// The slow RSA key comes after readiness, then sshd reloads.
+		p.waitFor("fake-sshd: reloading keys")
+		if out := p.output(); strings.Index(out, "fake-keygen: -q -N  -t rsa") < strings.Index(out, "nubo-init: ready") {
+			t.Errorf("RSA host key made before readiness:\n%s", out)
 		}
 		for _, bad := range []string{"/run/sshd missing", "host key missing"} {
 			if strings.Contains(out, bad) {

@@ -53,6 +53,9 @@ func (in *initd) superviseSSHD() {
 		if !ready {
 			ws, exited = in.awaitReady(pid, ch)
 			ready = !exited
+			if ready {
+				in.addSlowHostKeys(pid)
+			}
 		} else {
 			in.con.logf("sshd restarted (pid %d)", pid)
 		}

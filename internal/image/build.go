@@ -86,6 +86,10 @@ func (b *Builder) Build(ctx context.Context, name string, progress io.Writer) (M
 	return m, nil
 }
 
+// RecipeVersion is the version of the recipe that builds name ("" if none):
+// it changes whenever what the recipe makes changes.
+func RecipeVersion(name string) string { return recipes[name].version }
+
 // Recipes lists the names Build can make.
 func Recipes() []string {
 	var out []string

@@ -2,6 +2,8 @@ package nubotest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,17 +12,31 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
+
+	"nubo/internal/image"
 )
 
 // ImageCache returns an image dir holding the named image, building it the
-// first time in a run: $NUBO_IMAGE_CACHE, or a directory under the system
-// temp dir that tests do not delete, shared by every test package (a file
-// lock keeps two packages from building at once).
+// first time: below $NUBO_IMAGE_CACHE, or a directory under the system temp
+// dir that tests do not delete, shared by every test package (a file lock
+// keeps two packages from building at once). Built images never change, so
+// the dir is named for what goes into one: the recipe's version and the
+// nubo-init binary.
 func ImageCache(ctx context.Context, name string) (string, error) {
-	dir := os.Getenv("NUBO_IMAGE_CACHE")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "nubo-image-cache")
+	base := os.Getenv("NUBO_IMAGE_CACHE")
+	if base == "" {
+		base = filepath.Join(os.TempDir(), "nubo-image-cache")
 	}
+	bin, err := Binary()
+	if err != nil {
+		return "", err
+	}
+	initBin, err := os.ReadFile(filepath.Join(filepath.Dir(bin), "nubo-init"))
+	if err != nil {
+		return "", fmt.Errorf("nubo-init next to %s: %w", bin, err)
+	}
+	sum := sha256.Sum256(append([]byte(image.RecipeVersion(name)+"\x00"), initBin...))
+	dir := filepath.Join(base, hex.EncodeToString(sum[:6]))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
@@ -30,10 +46,6 @@ func ImageCache(ctx context.Context, name string) (string, error) {
 	}
 	defer lock.Close()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", err
-	}
-	bin, err := Binary()
-	if err != nil {
 		return "", err
 	}
 	cmd := exec.CommandContext(ctx, bin, "image", "build", name, "--image-dir", dir)

@@ -41,9 +41,13 @@ func main() {
 	keys := flag.Int("keys", 1000, "key pairs stored before DescribeKeyPairs")
 	launches := flag.Int("launches", 20, "instances launched one at a time")
 	many := flag.Int("many", 50, "instances launched at once")
+	only := flag.String("only", "", "run only the api or the instances benchmarks")
 	flag.Parse()
-	err := run(*duration, *workers, *keys)
-	if err == nil {
+	var err error
+	if *only != "instances" {
+		err = run(*duration, *workers, *keys)
+	}
+	if err == nil && *only != "api" {
 		err = benchInstances(context.Background(), *launches, *many)
 	}
 	if err != nil {
