@@ -21,6 +21,7 @@ import (
 
 	"nubo/internal/account"
 	"nubo/internal/daemon"
+	"nubo/internal/image"
 	"nubo/internal/instance"
 	"nubo/internal/runtime/runc"
 )
@@ -34,6 +35,8 @@ Usage:
   nubo image build NAME [flags]
                        build an image (debian-12-minimal) from Debian's
                        packages into the image dir; nubo serve registers it
+  nubo image import NAME TARBALL [flags]
+                       make an image of your own root filesystem
 
 Run "nubo COMMAND -h" for a command's flags.
 `
@@ -156,25 +159,51 @@ aws() { command aws --endpoint-url "$AWS_ENDPOINT_URL" "$@"; }
 	return nil
 }
 
+const imageUsage = `usage:
+  nubo image build NAME [--data-dir DIR] [--image-dir DIR]
+        build debian-12-minimal (or debian-12) from Debian's packages
+  nubo image import NAME TARBALL [--init /sbin/init] [--description TEXT] [--data-dir DIR] [--image-dir DIR]
+        make an image of your own root filesystem (a tar or tar.gz, e.g. from docker export; - for stdin)`
+
 func imageCmd(args []string) error {
-	if len(args) < 2 || args[0] != "build" {
-		return fmt.Errorf("usage: nubo image build NAME [--data-dir DIR] [--image-dir DIR]")
+	if len(args) < 2 || (args[0] != "build" && args[0] != "import") || (args[0] == "import" && len(args) < 3) {
+		return fmt.Errorf("%s", imageUsage)
 	}
-	name := args[1]
-	fl := flag.NewFlagSet("image build", flag.ExitOnError)
+	verb, name, rest := args[0], args[1], args[2:]
+	tarball := ""
+	if verb == "import" {
+		tarball, rest = args[2], args[3:]
+	}
+	fl := flag.NewFlagSet("image "+verb, flag.ExitOnError)
 	dataDir := fl.String("data-dir", defaultDataDir, "the data dir of the nubo server")
 	imageDir := fl.String("image-dir", "", "where images are kept (default DATA_DIR/images)")
-	_ = fl.Parse(args[2:])
+	init := fl.String("init", "/sbin/init", "import: the image's PID 1 (space-separated arguments)")
+	desc := fl.String("description", "", "import: the image's description")
+	_ = fl.Parse(rest)
 	if *imageDir == "" {
 		*imageDir = filepath.Join(*dataDir, "images")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	m, err := daemon.BuildImage(ctx, *imageDir, name, os.Stderr)
+	var m image.Manifest
+	var err error
+	if verb == "build" {
+		m, err = daemon.BuildImage(ctx, *imageDir, name, os.Stderr)
+	} else {
+		in := os.Stdin
+		if tarball != "-" {
+			if in, err = os.Open(tarball); err != nil {
+				return err
+			}
+			defer in.Close()
+		}
+		b := &image.Builder{Dir: *imageDir}
+		m, err = b.Import(ctx, name, in, image.WithInit(strings.Fields(*init)...), image.WithDescription(*desc))
+	}
 	if err != nil {
 		return err
 	}
-	fmt.Printf("image %s ready in %s\n", m.Name, *imageDir)
+	fmt.Printf("image %s ready in %s; nubo serve registers it as a public AMI\n", m.Name, *imageDir)
 	return nil
 }
 

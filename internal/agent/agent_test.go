@@ -386,3 +386,22 @@ func TestTerminationProtection(t *testing.T) {
 	}
 	v.wait(t, id, instance.Terminated)
 }
+
+// TestUnsupportedPlatform: an image nubo cannot run is refused at launch,
+// before anything is recorded.
+func TestUnsupportedPlatform(t *testing.T) {
+	v := newEnv(t, 64)
+	ctx := context.Background()
+	win := ami.Image{Meta: resource.Meta{ID: "ami-0000000000000000a"}, Name: "windows-2022", Architecture: "x86_64",
+		Platform: "windows", RootDevice: "/dev/sda1", SizeGiB: 30, State: "available"}
+	if err := v.svc.Images.Register(ctx, account, win); err != nil {
+		t.Fatal(err)
+	}
+	_, err := v.svc.Run(ctx, account, instance.RunSpec{ImageID: win.ID, InstanceType: "t3.micro", MinCount: 1, MaxCount: 1, ShutdownBehavior: "stop"})
+	if code(err) != "UnsupportedOperation" {
+		t.Fatalf("windows image: %v", err)
+	}
+	if all, _ := v.svc.List(ctx, account); len(all) != 0 {
+		t.Fatalf("refused launch left %d instances", len(all))
+	}
+}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"nubo/internal/ami"
 	"nubo/internal/catalog"
 	"nubo/internal/instance"
 	"nubo/internal/resource"
@@ -60,6 +62,14 @@ func (a *Agent) setBooted(id string, n int64) error {
 }
 
 func (a *Agent) ensureRunning(ctx context.Context, key string, in instance.Instance) error {
+	// Fast path while booting: the console is a file read, the runtime's
+	// state is a process to run. An init that says it is ready was running;
+	// if it dies right after, the next resync sees it.
+	if in.State == instance.Pending && a.booted(in.ID) >= in.Boot && a.Ready(in.ID) {
+		return a.setState(ctx, key, in, func(x *instance.Instance) {
+			x.State, x.StateReason, x.StateTransitionReason = instance.Running, nil, ""
+		})
+	}
 	st, err := a.Runtime.State(ctx, in.ID)
 	exists := err == nil
 	if err != nil && !errors.Is(err, runtime.ErrNotFound) {
@@ -71,13 +81,8 @@ func (a *Agent) ensureRunning(ctx context.Context, key string, in instance.Insta
 		if in.State != instance.Pending {
 			return nil
 		}
-		if !a.Ready(in.ID) {
-			a.later(ctx, key, 50*time.Millisecond)
-			return nil
-		}
-		return a.setState(ctx, key, in, func(x *instance.Instance) {
-			x.State, x.StateReason, x.StateTransitionReason = instance.Running, nil, ""
-		})
+		a.later(ctx, key, 25*time.Millisecond) // not ready yet: look again soon
+		return nil
 	case current && st.Status == runtime.Stopped:
 		return a.exited(ctx, key, in, st.ExitCode)
 	case exists && st.Status == runtime.Running:
@@ -121,6 +126,10 @@ func (a *Agent) boot(ctx context.Context, key string, in instance.Instance, exis
 		if err := a.Runtime.Create(ctx, spec); err != nil {
 			return fmt.Errorf("creating %s: %w", in.ID, err)
 		}
+	}
+	// Readiness is read from what this boot prints: remember where it starts.
+	if err := a.markConsole(in.ID, waitsForMarker(im)); err != nil {
+		return err
 	}
 	// Record the generation first: a crash after Start must not boot it twice.
 	if err := a.setBooted(in.ID, in.Boot); err != nil {
@@ -258,15 +267,43 @@ func (a *Agent) removeOrphan(ctx context.Context, id string) error {
 	return nil
 }
 
-// consoleReady reports whether the instance's init said on its console that it is up.
+// waitsForMarker: nubo-init says when the instance is up; another init
+// (an imported image) is up once it runs.
+func waitsForMarker(im ami.Image) bool {
+	return len(im.Init) > 0 && filepath.Base(im.Init[0]) == "nubo-init"
+}
+
+// markConsole records the console's length, where the next boot's output
+// starts, or -1 when the boot is ready as soon as PID 1 runs.
+func (a *Agent) markConsole(id string, marker bool) error {
+	size := int64(-1)
+	if marker {
+		size = 0
+		if fi, err := os.Stat(a.console(id)); err == nil {
+			size = fi.Size()
+		}
+	}
+	return os.WriteFile(filepath.Join(a.dir(id), "console.offset"), []byte(strconv.FormatInt(size, 10)), 0o644)
+}
+
+// consoleReady reports whether the instance's init said on its console,
+// during the current boot, that it is up.
 func (a *Agent) consoleReady(id string) bool {
+	b, _ := os.ReadFile(filepath.Join(a.dir(id), "console.offset"))
+	off, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err == nil && off < 0 {
+		return true // Start returned: PID 1 runs the image's init
+	}
 	f, err := os.Open(a.console(id))
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	b, _ := io.ReadAll(io.LimitReader(f, 1<<20))
-	return strings.Contains(string(b), string(ReadyMarker))
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return false
+	}
+	out, _ := io.ReadAll(io.LimitReader(f, 1<<20))
+	return bytes.Contains(out, ReadyMarker)
 }
 
 // later queues key again after d, for things to observe soon.

@@ -63,6 +63,16 @@ func Start(ctx context.Context, dataDir string, args ...string) (*Server, error)
 	if err != nil {
 		return nil, err
 	}
+	// Instance roots reach their root filesystems below the data dir, as an
+	// unprivileged host uid: test dirs (mode 0700) must let them through.
+	for d := filepath.Clean(dataDir); d != filepath.Clean(os.TempDir()) && d != "/" && d != "."; d = filepath.Dir(d) {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(d, 0o711); err != nil {
+			return nil, err
+		}
+	}
 	s := &Server{Bin: bin, DataDir: dataDir, Listen: fmt.Sprintf("127.0.0.1:%d", port), Region: "us-east-1", Args: args}
 	s.Endpoint = "http://" + s.Listen
 	return s, s.Restart(ctx)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
@@ -31,9 +30,6 @@ func benchInstances(ctx context.Context, n, many int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-		_ = os.Chmod(d, 0o711)
-	}
 	srv, err := nubotest.Start(ctx, dir, "--image-dir", images, "--terminated-ttl", "1s")
 	if err != nil {
 		return err

@@ -6,10 +6,22 @@ cd "$(dirname "$0")/../.."
 BIN=$(realpath "${NUBO_BIN:-bin/nubo}")
 export PATH=/usr/bin:/bin:/usr/sbin:/sbin # the stock aws, never a pyenv shim
 dir=$(mktemp -d /tmp/nubo-cli.XXXXXX)
+chmod 711 "$dir" # instance roots reach their root filesystems below it
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$BIN" serve --data-dir "$dir" --listen "127.0.0.1:$port" >"$dir/out.log" 2>"$dir/err.log" &
+# Reuse the debian-12-minimal the Go tests built in this run, if any.
+cache=${NUBO_IMAGE_CACHE:-/tmp/nubo-image-cache}
+images=$(ls -td "$cache"/*/debian-12-minimal/manifest.json 2>/dev/null | head -1 | xargs -r dirname | xargs -r dirname)
+if [ -z "$images" ]; then
+  images=$cache/cli
+  "$BIN" image build debian-12-minimal --image-dir "$images" >/dev/null
+fi
+"$BIN" serve --data-dir "$dir" --listen "127.0.0.1:$port" --image-dir "$images" >"$dir/out.log" 2>"$dir/err.log" &
 pid=$!
-cleanup() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"; }
+cleanup() {
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  "$BIN" serve --cleanup --data-dir "$dir" || echo "cleanup failed"
+  rm -rf "$dir"
+}
 trap cleanup EXIT
 for _ in $(seq 1 300); do
   python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/healthz')" 2>/dev/null && break
@@ -70,6 +82,21 @@ c5.large 2 4096
 c5.metal 96 196608
 c5.xlarge 4 8192" \
   bash -c "command aws --endpoint-url \"\$AWS_ENDPOINT_URL\" ec2 describe-instance-types --filters 'Name=instance-type,Values=c5.*' --query 'InstanceTypes[].[InstanceType,VCpuInfo.DefaultVCpus,MemoryInfo.SizeInMiB]' --output text | sort | tr '\t' ' '"
+
+# Instances, with the CLI's own waiters.
+image=$(aws ec2 describe-images --filters Name=name,Values=debian-12-minimal --query 'Images[0].ImageId' --output text)
+ids=$(aws ec2 run-instances --image-id "$image" --instance-type t3.micro --count 2 --query 'Instances[].InstanceId' --output text)
+[ "$(wc -w <<<"$ids")" = 2 ] && ok "run-instances --count 2" || bad "run-instances --count 2" "$ids"
+# shellcheck disable=SC2086
+aws ec2 wait instance-running --instance-ids $ids && ok "wait instance-running" || bad "wait instance-running"
+first=${ids%%[[:space:]]*}
+expect "console output" "yes" bash -c "command aws --endpoint-url \"\$AWS_ENDPOINT_URL\" ec2 get-console-output --instance-id $first --output text | grep 'nubo-init: ready' >/dev/null && echo yes"
+aws ec2 stop-instances --instance-ids "$first" >/dev/null && aws ec2 wait instance-stopped --instance-ids "$first" \
+  && ok "stop + wait instance-stopped" || bad "stop + wait instance-stopped"
+expect_error "unknown instance type" InvalidParameterValue aws ec2 run-instances --image-id "$image" --instance-type x9.huge --count 1
+# shellcheck disable=SC2086
+aws ec2 terminate-instances --instance-ids $ids >/dev/null && aws ec2 wait instance-terminated --instance-ids $ids \
+  && ok "terminate + wait instance-terminated" || bad "terminate + wait instance-terminated"
 
 echo
 echo "aws-cli: $pass passed, $fail failed"

@@ -31,14 +31,7 @@ func startWithImages(t *testing.T) (*nubotest.Server, *ec2.Client, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	// Instance roots must reach their root filesystems below the data dir.
-	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-		if err := os.Chmod(d, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
-	srv, c := startIn(t, dir, "--image-dir", images, "--terminated-ttl", "2s", "--host-vcpus", "64", "--host-memory-mib", "65536")
+	srv, c := startIn(t, t.TempDir(), "--image-dir", images, "--terminated-ttl", "2s", "--host-vcpus", "64", "--host-memory-mib", "65536")
 	t.Cleanup(func() { srv.Cleanup(t) })
 	out, err := c.DescribeImages(ctx(t), &ec2.DescribeImagesInput{Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"debian-12-minimal"}}}})
 	if err != nil || len(out.Images) != 1 {
