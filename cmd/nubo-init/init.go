@@ -162,13 +162,24 @@ func (in *initd) generateHostKeys() {
 
 // makeHostKeys runs ssh-keygen for each missing key type; false if one failed.
 func (in *initd) makeHostKeys(types []string) bool {
+	return in.makeHostKeysNice(types, false)
+}
+
+// makeHostKeysNice is makeHostKeys, at the lowest CPU priority when idle is
+// set, so that a background key never slows a boot (this one or another
+// instance's on the same host).
+func (in *initd) makeHostKeysNice(types []string, idle bool) bool {
 	ok := true
 	for _, t := range types {
 		path := in.path("etc/ssh/ssh_host_" + t + "_key")
 		if _, err := os.Stat(path); err == nil {
 			continue
 		}
-		cmd := exec.Command(in.path("usr/bin/ssh-keygen"), "-q", "-N", "", "-t", t, "-f", path)
+		args := []string{in.path("usr/bin/ssh-keygen"), "-q", "-N", "", "-t", t, "-f", path}
+		if nice := in.path("usr/bin/nice"); idle && fileExists(nice) {
+			args = append([]string{nice, "-n", "19"}, args...)
+		}
+		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Dir = in.root
 		cmd.Stdout, cmd.Stderr = in.out, in.out
 		if err := in.procs.run(cmd); err != nil {
@@ -193,7 +204,7 @@ func (in *initd) addSlowHostKeys(pid int) {
 	}
 	go func() {
 		t0 := time.Now()
-		if !in.makeHostKeys(slowHostKeys) || in.procs.isClosed() {
+		if !in.makeHostKeysNice(slowHostKeys, true) || in.procs.isClosed() {
 			return
 		}
 		in.con.logf("SSH host keys (%s) ready in %s; reloading sshd", strings.Join(slowHostKeys, ", "), since(t0))
@@ -224,4 +235,9 @@ func (in *initd) shutdown(action powerAction, sig os.Signal) int {
 		in.con.logf("powered off (exit %d)", exitPoweroff)
 	}
 	return exitPoweroff
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -45,6 +45,9 @@ type Agent struct {
 
 	queue *queue
 	wg    sync.WaitGroup
+
+	mu      sync.Mutex
+	checked map[string]time.Time // when a booting instance's runtime state was last read
 }
 
 // RootVolumes mounts instances' root volumes (volume.Roots on a real host).

@@ -65,10 +65,20 @@ func (a *Agent) ensureRunning(ctx context.Context, key string, in instance.Insta
 	// Fast path while booting: the console is a file read, the runtime's
 	// state is a process to run. An init that says it is ready was running;
 	// if it dies right after, the next resync sees it.
-	if in.State == instance.Pending && a.booted(in.ID) >= in.Boot && a.Ready(in.ID) {
-		return a.setState(ctx, key, in, func(x *instance.Instance) {
-			x.State, x.StateReason, x.StateTransitionReason = instance.Running, nil, ""
-		})
+	if in.State == instance.Pending && a.booted(in.ID) >= in.Boot {
+		if a.Ready(in.ID) {
+			a.forget(in.ID)
+			return a.setState(ctx, key, in, func(x *instance.Instance) {
+				x.State, x.StateReason, x.StateTransitionReason = instance.Running, nil, ""
+			})
+		}
+		// Not up yet. Ask the runtime (did PID 1 die while booting?) only
+		// now and then: polling it for every booting instance would starve
+		// the boots themselves.
+		if !a.checkDue(in.ID) {
+			a.later(ctx, key, 25*time.Millisecond)
+			return nil
+		}
 	}
 	st, err := a.Runtime.State(ctx, in.ID)
 	exists := err == nil
@@ -261,6 +271,7 @@ func (a *Agent) setState(ctx context.Context, key string, seen instance.Instance
 }
 
 func (a *Agent) removeOrphan(ctx context.Context, id string) error {
+	a.forget(id)
 	if err := a.halt(ctx, id); err != nil {
 		return err
 	}
@@ -304,6 +315,28 @@ func (a *Agent) consoleReady(id string) bool {
 	}
 	out, _ := io.ReadAll(io.LimitReader(f, 1<<20))
 	return bytes.Contains(out, ReadyMarker)
+}
+
+// checkDue reports whether a booting instance's runtime state is due for a
+// look (at most once a second per instance).
+func (a *Agent) checkDue(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.checked == nil {
+		a.checked = map[string]time.Time{}
+	}
+	if now := time.Now(); now.Sub(a.checked[id]) >= time.Second {
+		a.checked[id] = now
+		return true
+	}
+	return false
+}
+
+// forget drops what checkDue keeps of an instance that finished booting.
+func (a *Agent) forget(id string) {
+	a.mu.Lock()
+	delete(a.checked, id)
+	a.mu.Unlock()
 }
 
 // later queues key again after d, for things to observe soon.

@@ -43,5 +43,11 @@ func Cleanup(ctx context.Context, dataDir string) error {
 	if len(errs) == 0 {
 		_ = os.RemoveAll(filepath.Join(dataDir, "instances"))
 	}
+	// The parent cgroup instances live under, once empty (another server's
+	// instances may still use it: then rmdir fails, as it should).
+	parents, _ := filepath.Glob("/sys/fs/cgroup/*/nubo")
+	for _, p := range parents {
+		_ = os.Remove(p)
+	}
 	return errors.Join(errs...)
 }

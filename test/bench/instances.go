@@ -30,7 +30,7 @@ func benchInstances(ctx context.Context, n, many int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	srv, err := nubotest.Start(ctx, dir, "--image-dir", images, "--terminated-ttl", "1s")
+	srv, err := nubotest.Start(ctx, dir, "--image-dir", images, "--terminated-ttl", "1m")
 	if err != nil {
 		return err
 	}
@@ -56,7 +56,7 @@ func benchInstances(ctx context.Context, n, many int) error {
 		if err != nil {
 			return err
 		}
-		if err := waitRunning(ctx, c, ids); err != nil {
+		if err := waitRunning(ctx, c, ids, 5*time.Millisecond); err != nil {
 			return err
 		}
 		lat = append(lat, time.Since(t0))
@@ -73,7 +73,7 @@ func benchInstances(ctx context.Context, n, many int) error {
 	if err != nil {
 		return err
 	}
-	if err := waitRunning(ctx, c, ids); err != nil {
+	if err := waitRunning(ctx, c, ids, 50*time.Millisecond); err != nil {
 		return err
 	}
 	fmt.Printf("  RunInstances of %d at once → all running: %s\n", many, time.Since(t0).Round(time.Millisecond))
@@ -103,8 +103,8 @@ func launch(ctx context.Context, c *ec2.Client, image *string, n int32) ([]strin
 	return ids, nil
 }
 
-// waitRunning polls DescribeInstances every 5 ms until every instance runs.
-func waitRunning(ctx context.Context, c *ec2.Client, ids []string) error {
+// waitRunning polls DescribeInstances every poll until every instance runs.
+func waitRunning(ctx context.Context, c *ec2.Client, ids []string, poll time.Duration) error {
 	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {
 		out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids})
@@ -126,7 +126,7 @@ func waitRunning(ctx context.Context, c *ec2.Client, ids []string) error {
 		if running == len(ids) {
 			return nil
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(poll)
 	}
 	return fmt.Errorf("instances not running after 5 minutes")
 }
