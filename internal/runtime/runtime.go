@@ -12,6 +12,8 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"time"
 )
 
@@ -41,6 +43,39 @@ type Spec struct {
 	// ConsoleLog receives the instance's console (PID 1's stdout and stderr),
 	// appended across boots; GetConsoleOutput reads it.
 	ConsoleLog string
+}
+
+// Validate rejects a spec no driver can run.
+func (s Spec) Validate() error {
+	switch {
+	case !ValidID(s.ID):
+		return fmt.Errorf("invalid instance ID %q", s.ID)
+	case !filepath.IsAbs(s.RootFS):
+		return fmt.Errorf("root filesystem %q is not an absolute path", s.RootFS)
+	case len(s.Init) == 0:
+		return errors.New("no init command")
+	case s.VCPUs <= 0:
+		return fmt.Errorf("VCPUs %d: must be positive", s.VCPUs)
+	case s.MemoryMiB <= 0:
+		return fmt.Errorf("MemoryMiB %d: must be positive", s.MemoryMiB)
+	case s.IDCount == 0:
+		return errors.New("IDCount 0: an instance needs a user namespace mapping")
+	}
+	return nil
+}
+
+// ValidID accepts IDs that are safe as a file name and a container ID.
+func ValidID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // Status is what the runtime observes of an instance.

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -136,6 +135,26 @@ func TestInstanceStopStartKeepsDisk(t *testing.T) {
 	waitState(t, c, "running", id)
 	if got := inside(t, srv, id, "cat /root/marker"); got != "kept" {
 		t.Fatalf("file after stop/start: %q", got)
+	}
+
+	// Reboot: a new PID 1 (a new boot), the same disk, still running.
+	before := mustPID(t, srv, id)
+	if _, err := c.RebootInstances(ctx(t), &ec2.RebootInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if pid, err := srv.InstancePID(id); err == nil && pid != before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("instance not rebooted after 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitState(t, c, "running", id)
+	if got := inside(t, srv, id, "cat /root/marker"); got != "kept" {
+		t.Fatalf("file after reboot: %q", got)
 	}
 
 	// Termination protection.
@@ -279,5 +298,3 @@ func TestRunInstancesIdempotentAndCapacity(t *testing.T) {
 	_, _ = c.TerminateInstances(ctx(t), &ec2.TerminateInstancesInput{InstanceIds: []string{aws.ToString(first.Instances[0].InstanceId)}})
 	waitState(t, c, "terminated", aws.ToString(first.Instances[0].InstanceId))
 }
-
-var _ = json.Marshal

@@ -6,9 +6,7 @@ package fake
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -145,7 +143,7 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) error {
 	if err := d.enter(ctx, OpCreate, spec.ID); err != nil {
 		return fmt.Errorf("creating %s: %w", spec.ID, err)
 	}
-	if err := validate(spec); err != nil {
+	if err := spec.Validate(); err != nil {
 		return fmt.Errorf("creating %s: %w", spec.ID, err)
 	}
 	if in, ok := d.instances[spec.ID]; ok {
@@ -235,23 +233,4 @@ func (d *Driver) List(ctx context.Context) ([]string, error) {
 	}
 	slices.Sort(ids)
 	return ids, nil
-}
-
-// validate rejects what the real driver rejects.
-func validate(s runtime.Spec) error {
-	switch {
-	case s.ID == "":
-		return errors.New("no instance ID")
-	case !filepath.IsAbs(s.RootFS):
-		return fmt.Errorf("root filesystem %q is not an absolute path", s.RootFS)
-	case len(s.Init) == 0:
-		return errors.New("no init command")
-	case s.VCPUs <= 0:
-		return fmt.Errorf("VCPUs %d: must be positive", s.VCPUs)
-	case s.MemoryMiB <= 0:
-		return fmt.Errorf("MemoryMiB %d: must be positive", s.MemoryMiB)
-	case s.IDCount == 0:
-		return errors.New("IDCount 0: an instance needs a user namespace mapping")
-	}
-	return nil
 }

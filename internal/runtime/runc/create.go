@@ -17,7 +17,7 @@ import (
 // Start (a running instance keeps the limits it was started with). runc makes
 // the namespaces and the cgroup when the instance starts.
 func (d *Driver) Create(ctx context.Context, spec runtime.Spec) error {
-	if err := validate(spec); err != nil {
+	if err := spec.Validate(); err != nil {
 		return fmt.Errorf("creating %s: %w", spec.ID, err)
 	}
 	defer d.locks.lock(spec.ID)()

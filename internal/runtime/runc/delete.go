@@ -4,13 +4,15 @@ import (
 	"context"
 	"fmt"
 	"os"
+
+	"nubo/internal/runtime"
 )
 
 // Delete kills the instance if it runs and removes runc's record, the
 // cgroup and the bundle. The console log, if the spec named one outside the
 // bundle, is left to its owner. Deleting an absent ID is a no-op.
 func (d *Driver) Delete(ctx context.Context, id string) error {
-	if !validID(id) {
+	if !runtime.ValidID(id) {
 		return nil // no instance can have it
 	}
 	defer d.locks.lock(id)()

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+
+	"nubo/internal/runtime"
 )
 
 // List returns the IDs of every instance with a complete bundle or a runc
@@ -20,7 +22,7 @@ func (d *Driver) List(ctx context.Context) ([]string, error) {
 		}
 		for _, e := range entries {
 			id := e.Name()
-			if e.IsDir() && validID(id) && (exists(d.file(id, specFile)) || d.runcRecord(id)) {
+			if e.IsDir() && runtime.ValidID(id) && (exists(d.file(id, specFile)) || d.runcRecord(id)) {
 				ids = append(ids, id)
 			}
 		}

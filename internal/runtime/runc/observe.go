@@ -110,7 +110,7 @@ func (d *Driver) observeSettled(ctx context.Context, id string) (observation, er
 
 // State observes one instance.
 func (d *Driver) State(ctx context.Context, id string) (runtime.State, error) {
-	if !validID(id) {
+	if !runtime.ValidID(id) {
 		return runtime.State{}, fmt.Errorf("observing %q: %w", id, runtime.ErrNotFound)
 	}
 	o, err := d.observeSettled(ctx, id)

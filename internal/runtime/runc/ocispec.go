@@ -1,7 +1,6 @@
 package runc
 
 import (
-	"fmt"
 	"hash/fnv"
 	"path/filepath"
 	goruntime "runtime"
@@ -156,37 +155,4 @@ func mounts(joinedNetNS bool) []specs.Mount {
 // cgroupPath is the instance's cgroup below parent, e.g. /nubo/i-0123….
 func cgroupPath(parent, id string) string {
 	return filepath.Join("/", parent, id)
-}
-
-// validate rejects specs runc cannot run.
-func validate(s runtime.Spec) error {
-	switch {
-	case !validID(s.ID):
-		return fmt.Errorf("invalid instance ID %q", s.ID)
-	case !filepath.IsAbs(s.RootFS):
-		return fmt.Errorf("root filesystem %q is not an absolute path", s.RootFS)
-	case len(s.Init) == 0:
-		return fmt.Errorf("no init command")
-	case s.VCPUs <= 0:
-		return fmt.Errorf("VCPUs %d: must be positive", s.VCPUs)
-	case s.MemoryMiB <= 0:
-		return fmt.Errorf("MemoryMiB %d: must be positive", s.MemoryMiB)
-	case s.IDCount == 0:
-		return fmt.Errorf("IDCount 0: an instance needs a user namespace mapping")
-	}
-	return nil
-}
-
-// validID accepts IDs that are safe as a file name and a runc container ID.
-func validID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for _, c := range id {
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
-		if !ok {
-			return false
-		}
-	}
-	return true
 }

@@ -101,11 +101,11 @@ func TestValidate(t *testing.T) {
 	} {
 		s := testSpec()
 		edit(&s)
-		if validate(s) == nil {
+		if s.Validate() == nil {
 			t.Errorf("%s: invalid spec accepted", name)
 		}
 	}
-	if err := validate(testSpec()); err != nil {
+	if err := testSpec().Validate(); err != nil {
 		t.Errorf("valid spec rejected: %v", err)
 	}
 }

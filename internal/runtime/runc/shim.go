@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"nubo/internal/runtime"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -36,7 +38,7 @@ func ShimMain(args []string) int {
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
-	if *root == "" || *bundle == "" || !validID(*id) {
+	if *root == "" || *bundle == "" || !runtime.ValidID(*id) {
 		fmt.Fprintln(os.Stderr, "runc-shim: --root, --bundle and a valid --id are required")
 		return 2
 	}

@@ -29,7 +29,7 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 }
 
 func (d *Driver) start(ctx context.Context, id string) error {
-	if !validID(id) {
+	if !runtime.ValidID(id) {
 		return runtime.ErrNotFound
 	}
 	o, err := d.observeSettled(ctx, id)

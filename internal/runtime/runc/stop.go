@@ -25,7 +25,7 @@ func (d *Driver) Stop(ctx context.Context, id string, grace time.Duration) error
 }
 
 func (d *Driver) stop(ctx context.Context, id string, grace time.Duration) error {
-	if !validID(id) {
+	if !runtime.ValidID(id) {
 		return runtime.ErrNotFound
 	}
 	o, err := d.observeSettled(ctx, id)
