@@ -183,7 +183,11 @@ func (a *Agent) exited(ctx context.Context, key string, in instance.Instance, co
 }
 
 func (a *Agent) ensureStopped(ctx context.Context, key string, in instance.Instance) error {
-	if err := a.halt(ctx, in.ID); err != nil {
+	grace := a.StopGrace
+	if in.ForceStop {
+		grace = 0 // StopInstances --force: no time to flush or shut down
+	}
+	if err := a.halt(ctx, in.ID, grace); err != nil {
 		return err
 	}
 	if in.State == instance.Stopped {
@@ -194,9 +198,9 @@ func (a *Agent) ensureStopped(ctx context.Context, key string, in instance.Insta
 
 // halt stops the instance's processes, frees its runtime resources and
 // unmounts its root; the volume's data stays.
-func (a *Agent) halt(ctx context.Context, id string) error {
+func (a *Agent) halt(ctx context.Context, id string, grace time.Duration) error {
 	if _, err := a.Runtime.State(ctx, id); err == nil {
-		if err := a.Runtime.Stop(ctx, id, a.StopGrace); err != nil {
+		if err := a.Runtime.Stop(ctx, id, grace); err != nil {
 			return fmt.Errorf("stopping %s: %w", id, err)
 		}
 		if err := a.Runtime.Delete(ctx, id); err != nil {
@@ -219,7 +223,7 @@ func (a *Agent) ensureTerminated(ctx context.Context, key string, in instance.In
 		}
 		return os.RemoveAll(a.dir(in.ID))
 	}
-	if err := a.halt(ctx, in.ID); err != nil {
+	if err := a.halt(ctx, in.ID, a.StopGrace); err != nil {
 		return err
 	}
 	if err := a.releaseRootVolume(ctx, in); err != nil {
@@ -272,16 +276,16 @@ func (a *Agent) setState(ctx context.Context, key string, seen instance.Instance
 
 func (a *Agent) removeOrphan(ctx context.Context, id string) error {
 	a.forget(id)
-	if err := a.halt(ctx, id); err != nil {
+	if err := a.halt(ctx, id, a.StopGrace); err != nil {
 		return err
 	}
 	return nil
 }
 
-// waitsForMarker: nubo-init says when the instance is up; another init
+// waitsForMarker: nubo's images say when the instance is up; another init
 // (an imported image) is up once it runs.
 func waitsForMarker(im ami.Image) bool {
-	return len(im.Init) > 0 && filepath.Base(im.Init[0]) == "nubo-init"
+	return im.Announces || len(im.Init) > 0 && filepath.Base(im.Init[0]) == "nubo-init"
 }
 
 // markConsole records the console's length, where the next boot's output

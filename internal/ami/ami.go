@@ -40,6 +40,10 @@ type Image struct {
 	Location     string   `json:"location"`           // the local image directory name
 	Init         []string `json:"init"`               // PID 1
 	UIDBase      uint32   `json:"uidBase"`            // host uid of the image's root
+	// Announces is set when the image's boot prints "nubo-init: ready" on
+	// its console once it is up (nubo's own images); others are up as soon
+	// as their init runs.
+	Announces bool `json:"announces,omitempty"`
 }
 
 // PlatformDetails is EC2's PlatformDetails for the image.

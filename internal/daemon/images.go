@@ -43,5 +43,6 @@ func AMIOf(m image.Manifest) ami.Image {
 		Location:     m.Name,
 		Init:         m.Init,
 		UIDBase:      m.UIDBase,
+		Announces:    m.Source == "build",
 	}
 }

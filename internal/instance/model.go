@@ -66,6 +66,8 @@ type Instance struct {
 
 	// Desired is what the API asked for: running, stopped or terminated.
 	Desired string `json:"desired"`
+	// ForceStop: stop without giving the instance time to shut down.
+	ForceStop bool `json:"forceStop,omitempty"`
 	// Boot counts start and reboot requests; an agent seeing a higher Boot
 	// than it last ran restarts the instance.
 	Boot int64 `json:"boot"`

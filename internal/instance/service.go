@@ -298,12 +298,15 @@ func (s *Service) transitionReason(what string) string {
 func (s *Service) Stop(ctx context.Context, account string, ids []string, force bool) ([]Change, error) {
 	changes, err := s.transition(ctx, account, ids, func(in *Instance) error {
 		switch in.State {
-		case Stopped, Stopping:
+		case Stopped:
+			return nil
+		case Stopping:
+			in.ForceStop = in.ForceStop || force // a second, forced stop hurries a slow one
 			return nil
 		case Terminated, ShuttingDown:
 			return apierr.New("IncorrectInstanceState", "This instance '%s' is not in a state from which it can be stopped.", in.ID)
 		}
-		in.Desired, in.State = Stopped, Stopping
+		in.Desired, in.State, in.ForceStop = Stopped, Stopping, force
 		in.StateReason = ReasonUserStop
 		in.StateTransitionReason = s.transitionReason("User initiated")
 		return nil
@@ -410,7 +413,7 @@ func (s *Service) startOne(ctx context.Context, account, id string) (Change, err
 		}
 		alloc.Instances[id] = use
 		prev := in.State
-		in.Desired, in.State, in.Boot = Running, Pending, in.Boot+1
+		in.Desired, in.State, in.Boot, in.ForceStop = Running, Pending, in.Boot+1, false
 		in.StateReason, in.StateTransitionReason = ReasonPending, ""
 		in.LaunchTime = s.now()
 		err = s.Store.Apply(ctx,
