@@ -191,12 +191,12 @@ func (a *Agent) reconcileKey(ctx context.Context, key string) (err error) {
 		return a.removeOrphan(ctx, id)
 	}
 	var in instance.Instance
-	_, err = a.Store.Get(ctx, key, &in)
+	rev, err := a.Store.Get(ctx, key, &in)
 	if errors.Is(err, store.ErrNotFound) {
 		return a.removeOrphan(ctx, key[strings.LastIndex(key, "/")+1:])
 	}
 	if err != nil || in.Host != a.Host {
 		return err
 	}
-	return a.reconcile(ctx, key, in)
+	return a.reconcile(ctx, key, rev, in)
 }

@@ -405,3 +405,34 @@ func TestUnsupportedPlatform(t *testing.T) {
 		t.Fatalf("refused launch left %d instances", len(all))
 	}
 }
+
+// TestAgentReleasesLeakedCapacity: a stop recorded without its capacity
+// release (the API crashed between the two writes) is repaired by the agent.
+func TestAgentReleasesLeakedCapacity(t *testing.T) {
+	v := newEnv(t, 64)
+	ctx := context.Background()
+	id := v.run(t, instance.RunSpec{})[0]
+	v.wait(t, id, instance.Running)
+	key := instance.Key(account, "us-east-1", id)
+	if _, err := store.Update(ctx, v.st, key, func(in *instance.Instance) error {
+		in.Desired, in.State = instance.Stopped, instance.Stopping
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	v.wait(t, id, instance.Stopped)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var a instance.Allocation
+		if _, err := v.st.GetRev(ctx, instance.AllocationKey("h1"), &a); err != nil {
+			t.Fatal(err)
+		}
+		if _, held := a.Instances[id]; !held {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stopped instance %s still holds capacity: %+v", id, a)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

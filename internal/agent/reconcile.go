@@ -30,13 +30,22 @@ const (
 // ReadyMarker is the console line nubo-init prints once the instance is up.
 var ReadyMarker = []byte("nubo-init: ready")
 
-func (a *Agent) reconcile(ctx context.Context, key string, in instance.Instance) error {
+// reconcile makes the host match record in (read at revision rev).
+func (a *Agent) reconcile(ctx context.Context, key string, rev int64, in instance.Instance) error {
 	switch in.Desired {
 	case instance.Running:
 		return a.ensureRunning(ctx, key, in)
-	case instance.Stopped:
-		return a.ensureStopped(ctx, key, in)
-	case instance.Terminated:
+	case instance.Stopped, instance.Terminated:
+		// The API released the capacity when it recorded the stop; a crash
+		// between its two writes would have kept it held. Release it again,
+		// unless the record changed since (a start took it back).
+		held := store.Op{Key: key, ModRev: rev, Check: true}
+		if err := instance.ReleaseIf(ctx, a.Store, in.Host, held, in.ID); err != nil {
+			return err
+		}
+		if in.Desired == instance.Stopped {
+			return a.ensureStopped(ctx, key, in)
+		}
 		return a.ensureTerminated(ctx, key, in)
 	}
 	return fmt.Errorf("instance %s: unknown desired state %q", in.ID, in.Desired)

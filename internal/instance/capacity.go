@@ -2,6 +2,8 @@ package instance
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 
 	"nubo/internal/store"
@@ -54,6 +56,14 @@ func (h Host) Fits(a Allocation, want []Usage) bool {
 
 // Release removes ids from a host's allocation (idempotent).
 func Release(ctx context.Context, st *store.Store, host string, ids ...string) error {
+	return ReleaseIf(ctx, st, host, store.Op{}, ids...)
+}
+
+// ReleaseIf is Release under a condition (an Op with Check set, e.g. "the
+// instance record is still the one I read"); a zero cond is no condition.
+// A failed condition releases nothing and is not an error: whoever changed
+// the record decided about its capacity.
+func ReleaseIf(ctx context.Context, st *store.Store, host string, cond store.Op, ids ...string) error {
 	for {
 		var a Allocation
 		rev, err := st.GetRev(ctx, AllocationKey(host), &a)
@@ -70,12 +80,23 @@ func Release(ctx context.Context, st *store.Store, host string, ids ...string) e
 		if !changed {
 			return nil
 		}
-		err = st.Apply(ctx, store.Op{Key: AllocationKey(host), Value: a, ModRev: rev})
-		if err == nil || err != store.ErrConflict {
-			if err != nil {
-				return fmt.Errorf("releasing capacity on %s: %w", host, err)
+		ops := []store.Op{{Key: AllocationKey(host), Value: a, ModRev: rev}}
+		if cond.Key != "" {
+			var cur json.RawMessage
+			if r, err := st.GetRev(ctx, cond.Key, &cur); err != nil {
+				return err
+			} else if r != cond.ModRev {
+				return nil
 			}
-			return nil
+			ops = append(ops, cond)
 		}
+		err = st.Apply(ctx, ops...)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("releasing capacity on %s: %w", host, err)
+		}
+		return nil
 	}
 }

@@ -178,6 +178,7 @@ type Op struct {
 	Value  any   // written as JSON; ignored when Delete
 	ModRev int64 // the key's mod revision it must still have; 0: it must not exist; -1: no condition
 	Delete bool
+	Check  bool // only the condition: write nothing
 }
 
 // Apply performs ops in one transaction if every condition holds, and
@@ -191,6 +192,9 @@ func (s *Store) Apply(ctx context.Context, ops ...Op) error {
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(op.Key), "=", 0))
 		case op.ModRev > 0:
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(op.Key), "=", op.ModRev))
+		}
+		if op.Check {
+			continue
 		}
 		if op.Delete {
 			puts = append(puts, clientv3.OpDelete(op.Key))

@@ -38,7 +38,7 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) error {
 	if err := os.MkdirAll(d.bundle(spec.ID), 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", spec.ID, err)
 	}
-	if err := writeJSON(d.file(spec.ID, configFile), ociSpec(spec, d.cfg.CgroupParent)); err != nil {
+	if err := writeJSON(d.file(spec.ID, configFile), ociSpec(spec, d.cfg.CgroupParent, d.cfg.Shim)); err != nil {
 		return fmt.Errorf("creating %s: writing OCI config: %w", spec.ID, err)
 	}
 	// spec.json last: its presence means the bundle is complete.

@@ -74,6 +74,15 @@ func New(cfg Config) (*Driver, error) {
 	if len(cfg.Shim) == 0 {
 		return nil, errors.New("runc driver: no shim command")
 	}
+	// runc runs the shim as the instances' hooks, which need an absolute path.
+	shim0, err := exec.LookPath(cfg.Shim[0])
+	if err != nil {
+		return nil, fmt.Errorf("runc driver: shim: %w", err)
+	}
+	if shim0, err = filepath.Abs(shim0); err != nil {
+		return nil, fmt.Errorf("runc driver: shim: %w", err)
+	}
+	cfg.Shim = append([]string{shim0}, cfg.Shim[1:]...)
 	if cfg.Runc == "" {
 		cfg.Runc = "runc"
 	}

@@ -75,8 +75,9 @@ func cpuSet(id string, vcpus, ncpu int) string {
 	return strings.Join(cpus, ",")
 }
 
-// ociSpec is the runc config.json of an instance; cgroupParent is e.g. "/nubo".
-func ociSpec(s runtime.Spec, cgroupParent string) *specs.Spec {
+// ociSpec is the runc config.json of an instance; cgroupParent is e.g.
+// "/nubo", shim the driver's Config.Shim, run as the instance's hooks.
+func ociSpec(s runtime.Spec, cgroupParent string, shim []string) *specs.Spec {
 	caps := append([]string(nil), capabilities...)
 	memory := s.MemoryMiB << 20
 	quota := int64(s.VCPUs) * cpuPeriod
@@ -97,6 +98,9 @@ func ociSpec(s runtime.Spec, cgroupParent string) *specs.Spec {
 			},
 		},
 		Mounts: mounts(s.NetNS != ""),
+		Hooks: &specs.Hooks{
+			CreateRuntime: []specs.Hook{delegateHook(shim, s.UIDBase, s.GIDBase)},
+		},
 		Linux: &specs.Linux{
 			Namespaces: []specs.LinuxNamespace{
 				{Type: specs.UserNamespace}, {Type: specs.PIDNamespace},
@@ -145,8 +149,11 @@ func mounts(joinedNetNS bool) []specs.Mount {
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue",
 			Options: []string{"nosuid", "noexec", "nodev"}},
 		sys,
+		// Writable: an init that manages cgroups (systemd) makes its own
+		// below the instance's. It can write only what the delegation hook
+		// gave instance root; the limits stay the host's (see delegate.go).
 		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup",
-			Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
+			Options: []string{"nosuid", "noexec", "nodev", "relatime"}},
 		{Destination: "/run", Type: "tmpfs", Source: "tmpfs",
 			Options: []string{"nosuid", "nodev", "mode=755"}},
 	}

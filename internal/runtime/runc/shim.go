@@ -29,7 +29,17 @@ import (
 // exit.json in the bundle before it exits. It is a child subreaper, so if
 // runc itself dies, PID 1 becomes its child and its status is still known.
 // nubo wires it as a hidden subcommand: `nubo runc-shim …` → ShimMain.
+//
+// The same entry point serves the OCI hooks the driver puts in an
+// instance's config, which runc runs as Config.Shim plus
+//
+//	hook delegate-cgroup --uid N --gid N
+//
+// (see delegate.go).
 func ShimMain(args []string) int {
+	if len(args) > 0 && args[0] == hookCommand {
+		return hookMain(args[1:], os.Stdin)
+	}
 	fl := flag.NewFlagSet("runc-shim", flag.ContinueOnError)
 	runcPath := fl.String("runc", "runc", "runc binary")
 	root := fl.String("root", "", "runc state root")

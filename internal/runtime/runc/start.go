@@ -51,7 +51,16 @@ func (d *Driver) start(ctx context.Context, id string) error {
 			return err
 		}
 	}
-	shim, err := d.spawnShim(id)
+	spec, err := d.specOf(id)
+	if err != nil {
+		return err
+	}
+	// The OCI config is made again for every run, so that a run uses this
+	// driver's shim (the hooks run it) even if an older nubo made the bundle.
+	if err := writeJSON(d.file(id, configFile), ociSpec(spec, d.cfg.CgroupParent, d.cfg.Shim)); err != nil {
+		return fmt.Errorf("writing OCI config: %w", err)
+	}
+	shim, err := d.spawnShim(spec)
 	if err != nil {
 		return err
 	}
@@ -64,11 +73,8 @@ func (d *Driver) start(ctx context.Context, id string) error {
 
 // spawnShim starts the instance's shim in a session of its own, detached
 // from the caller: no parent-death signal, stdio on the console log.
-func (d *Driver) spawnShim(id string) (proc, error) {
-	spec, err := d.specOf(id)
-	if err != nil {
-		return proc{}, err
-	}
+func (d *Driver) spawnShim(spec runtime.Spec) (proc, error) {
+	id := spec.ID
 	console := spec.ConsoleLog
 	if console == "" {
 		console = d.file(id, consoleFile)
