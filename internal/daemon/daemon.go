@@ -22,6 +22,7 @@ import (
 	"nubo/internal/keypair"
 	"nubo/internal/resource"
 	"nubo/internal/store"
+	"nubo/internal/vpc"
 )
 
 // Config is `nubo serve`'s flags.
@@ -91,9 +92,12 @@ func Run(ctx context.Context, cfg Config) error {
 
 	region := ec2.NewRegion(cfg.Region, ln.Addr().String(), cfg.Zones)
 	var zones []string
+	var vzones []vpc.Zone
 	for _, z := range region.Zones {
 		zones = append(zones, z.Name)
+		vzones = append(vzones, vpc.Zone{Name: z.Name, ID: z.ID})
 	}
+	vpcs := &vpc.Service{Store: st, Region: cfg.Region, Zones: vzones}
 	keys := &keypair.Service{Store: st}
 	images := &ami.Registry{Store: st, Region: cfg.Region}
 	host, err := startHost(ctx, cfg, st, images)
@@ -108,6 +112,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Images:    images,
 		Instances: &instance.Service{Store: st, Region: cfg.Region, Zones: zones, Host: cfg.Host.Name, Images: images, KeyPairs: keys},
 		Console:   host.agent.Console,
+		VPCs:      vpcs,
 	}
 	q := &ec2query.Server{
 		Region:  cfg.Region,

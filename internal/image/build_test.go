@@ -378,23 +378,31 @@ func TestBootDebian12Minimal(t *testing.T) {
 	t.Logf("console of the second boot:\n%s", in.output())
 }
 
-// TestBuildDebian12 builds the systemd + cloud-init image. It is slower
-// (about twice debian-12-minimal) and nothing boots it yet, so it runs only
-// with NUBO_TEST_DEBIAN12=1.
+// TestBuildDebian12 builds the systemd + cloud-init image (again if the
+// cache holds one of an older recipe). It is slower (about twice
+// debian-12-minimal), so it runs only with NUBO_TEST_DEBIAN12=1; the runc
+// driver's tests boot it (internal/runtime/runc, TestBootDebian12).
 func TestBuildDebian12(t *testing.T) {
 	if os.Getenv("NUBO_TEST_DEBIAN12") != "1" {
 		t.Skip("set NUBO_TEST_DEBIAN12=1 to build the systemd + cloud-init image")
 	}
 	requireBuildTools(t)
+	const name = "debian-12"
 	b := &Builder{Dir: imageCacheDir()}
+	if m, err := b.Get(name); err == nil && m.Recipe != recipes[name].version {
+		t.Logf("cached %s is of recipe %s: rebuilding", name, m.Recipe)
+		if err := b.Remove(name); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var progress bytes.Buffer
-	m, err := b.Build(context.Background(), "debian-12", &progress)
+	m, err := b.Build(context.Background(), name, &progress)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
 	}
 	t.Logf("debian-12: %d bytes (%.1f MB), built in %.1fs", m.SizeBytes, float64(m.SizeBytes)/1e6, m.BuildSeconds)
-	if strings.Join(m.Init, " ") != "/sbin/init" {
-		t.Errorf("init %v", m.Init)
+	if strings.Join(m.Init, " ") != "/sbin/init" || m.Recipe != recipes[name].version {
+		t.Errorf("init %v, recipe %s", m.Init, m.Recipe)
 	}
 	sbin, _ := resolveInRoot(m.RootFS, "/sbin")
 	if l, err := os.Readlink(filepath.Join(sbin, "init")); err != nil || !strings.Contains(l, "systemd") {
@@ -408,5 +416,27 @@ func TestBuildDebian12(t *testing.T) {
 	}
 	if keys, _ := filepath.Glob(filepath.Join(m.RootFS, "etc/ssh/ssh_host_*")); len(keys) > 0 {
 		t.Errorf("host keys shipped: %v", keys)
+	}
+	// What makes it boot as a nubo instance (see cloudFiles).
+	unit, _ := os.ReadFile(filepath.Join(m.RootFS, "etc/systemd/system", readyUnit))
+	if !strings.Contains(string(unit), "nubo-init: ready") || !strings.Contains(string(unit), "After=multi-user.target ssh.service") {
+		t.Errorf("%s:\n%s", readyUnit, unit)
+	}
+	links := map[string]string{
+		"etc/systemd/system/multi-user.target.wants/" + readyUnit: "/etc/systemd/system/" + readyUnit,
+		"etc/systemd/system/console-getty.service":                "/dev/null",
+	}
+	for link, want := range links {
+		if got, err := os.Readlink(filepath.Join(m.RootFS, link)); err != nil || got != want {
+			t.Errorf("%s -> %q, %v; want %s", link, got, err, want)
+		}
+	}
+	for _, f := range []string{"etc/cloud/cloud-init.disabled", "etc/systemd/system/ssh.service.d/10-nubo-hostkeys.conf", "etc/ssh/sshd_config.d/10-nubo.conf"} {
+		if _, err := os.Stat(filepath.Join(m.RootFS, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(m.RootFS, "etc/hostname")); err != nil || fi.Size() != 0 {
+		t.Errorf("/etc/hostname should be empty (the runtime names the instance): %v", err)
 	}
 }

@@ -34,7 +34,7 @@ var recipes = map[string]recipe{
 		customize:   customizeMinimal,
 	},
 	"debian-12": {
-		version:     "debian-12/1",
+		version:     "debian-12/2",
 		description: "Debian 12 (bookworm): systemd, cloud-init, OpenSSH, as a stock Debian cloud image",
 		suite:       "bookworm",
 		variant:     "minbase",
@@ -112,8 +112,10 @@ func customizeMinimal(b *Builder, rootfs string) error {
 	return writeFiles(rootfs, files)
 }
 
-// customizeCloud prepares the systemd + cloud-init image: cloud-init starts
-// from a clean state and leaves the network to nubo.
+// customizeCloud prepares the systemd + cloud-init image to boot as a
+// system container (see cloudFiles): cloud-init starts from a clean state,
+// leaves the network to nubo, and stays off until nubo has a metadata
+// service.
 func customizeCloud(b *Builder, rootfs string) error {
 	if err := cleanForImage(rootfs); err != nil {
 		return err
@@ -121,9 +123,71 @@ func customizeCloud(b *Builder, rootfs string) error {
 	if err := emptyDir(filepath.Join(rootfs, "var/lib/cloud")); err != nil {
 		return err
 	}
-	return writeFiles(rootfs, map[string]string{
-		"etc/cloud/cloud.cfg.d/90-nubo.cfg": "# nubo configures the instance's network from the host.\nnetwork:\n  config: disabled\n",
-	})
+	if err := writeFiles(rootfs, cloudFiles); err != nil {
+		return err
+	}
+	for link, target := range cloudLinks {
+		p := filepath.Join(rootfs, link)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if err := os.Symlink(target, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readyUnit is the systemd unit of debian-12 that prints the readiness line
+// the host waits for ("nubo-init: ready", as nubo-init prints it) on the
+// console once the boot is done and sshd is up, or has failed for good.
+const readyUnit = "nubo-ready.service"
+
+// cloudFiles are what customizeCloud adds to debian-12.
+var cloudFiles = map[string]string{
+	// cloud-init finds no datasource in a nubo instance yet: ds-identify
+	// would disable it at each boot, but only as long as nothing in the
+	// host's DMI data suggests a cloud (on a host that runs in EC2 it would
+	// wait minutes for an unreachable metadata service before sshd
+	// starts). Off until nubo serves instance metadata.
+	"etc/cloud/cloud-init.disabled":     "# nubo: cloud-init stays off until nubo serves instance metadata.\n",
+	"etc/cloud/cloud.cfg.d/90-nubo.cfg": "# nubo configures the instance's network from the host.\nnetwork:\n  config: disabled\n",
+	// Empty: systemd keeps the hostname the runtime gave the instance
+	// (ip-…) instead of setting "localhost".
+	"etc/hostname":                       "",
+	"etc/ssh/sshd_config.d/10-nubo.conf": sshdNuboConf,
+	// Host keys are made at first boot; cloud-init would make them, but it
+	// is off, and ssh.service's own `sshd -t` fails without them.
+	"etc/systemd/system/ssh.service.d/10-nubo-hostkeys.conf": `# nubo: make missing SSH host keys (first boot) before sshd checks its config.
+[Service]
+ExecStartPre=
+ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/sbin/sshd -t
+`,
+	"etc/systemd/system/" + readyUnit: `# nubo: tells the host on the console that the instance is up.
+[Unit]
+Description=Tell nubo the instance is ready
+After=multi-user.target ssh.service
+Wants=ssh.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'echo "nubo-init: ready (systemd)" > /dev/console'
+
+[Install]
+WantedBy=multi-user.target
+`,
+}
+
+// cloudLinks are the symlinks customizeCloud makes: units enabled and masked.
+var cloudLinks = map[string]string{
+	"etc/systemd/system/multi-user.target.wants/" + readyUnit: "/etc/systemd/system/" + readyUnit,
+	// A getty on the console would hang up the console pty (vhangup) and
+	// read from it; nobody can type on a nubo console.
+	"etc/systemd/system/console-getty.service": "/dev/null",
 }
 
 // cleanForImage removes what must not be shared by every instance of an

@@ -32,10 +32,20 @@ var (
 	Image    = Kind{Name: "image", IDPrefix: "ami", NotFoundCode: "InvalidAMIID.NotFound"}
 	Instance = Kind{Name: "instance", IDPrefix: "i", NotFoundCode: "InvalidInstanceID.NotFound"}
 	Volume   = Kind{Name: "volume", IDPrefix: "vol", NotFoundCode: "InvalidVolume.NotFound"}
+
+	VPC             = Kind{Name: "vpc", IDPrefix: "vpc", NotFoundCode: "InvalidVpcID.NotFound"}
+	Subnet          = Kind{Name: "subnet", IDPrefix: "subnet", NotFoundCode: "InvalidSubnetID.NotFound"}
+	InternetGateway = Kind{Name: "internet-gateway", IDPrefix: "igw", NotFoundCode: "InvalidInternetGatewayID.NotFound"}
+	RouteTable      = Kind{Name: "route-table", IDPrefix: "rtb", NotFoundCode: "InvalidRouteTableID.NotFound"}
+	ElasticIP       = Kind{Name: "elastic-ip", IDPrefix: "eipalloc", NotFoundCode: "InvalidAllocationID.NotFound"}
+	DHCPOptions     = Kind{Name: "dhcp-options", IDPrefix: "dopt", NotFoundCode: "InvalidDhcpOptionID.NotFound"}
+	RouteTableAssoc = Kind{Name: "route-table-association", IDPrefix: "rtbassoc"}
+	AddressAssoc    = Kind{Name: "address-association", IDPrefix: "eipassoc"}
+	CIDRAssociation = Kind{Name: "vpc-cidr-block-association", IDPrefix: "vpc-cidr-assoc"}
 )
 
 // Kinds lists every kind, for lookups by ID prefix and resource-type name.
-var Kinds = []Kind{KeyPair, Image, Instance, Volume}
+var Kinds = []Kind{KeyPair, Image, Instance, Volume, VPC, Subnet, InternetGateway, RouteTable, ElasticIP}
 
 // Reservation is not a stored resource, only an ID prefix.
 var Reservation = Kind{Name: "reservation", IDPrefix: "r"}

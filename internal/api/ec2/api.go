@@ -12,6 +12,7 @@ import (
 	"nubo/internal/instance"
 	"nubo/internal/keypair"
 	"nubo/internal/resource"
+	"nubo/internal/vpc"
 )
 
 // API holds the services the actions call.
@@ -21,6 +22,7 @@ type API struct {
 	Tags      resource.Tagger
 	Images    *ami.Registry
 	Instances *instance.Service
+	VPCs      *vpc.Service
 	// Console returns an instance's console output and when it was taken.
 	Console func(ctx context.Context, id string) ([]byte, time.Time, error)
 }
@@ -51,6 +53,29 @@ func (a *API) Actions() map[string]ec2query.Handler {
 		"GetConsoleOutput":              a.getConsoleOutput,
 		"DescribeInstanceAttribute":     a.describeInstanceAttribute,
 		"ModifyInstanceAttribute":       a.modifyInstanceAttribute,
+		"DescribeAccountAttributes":     a.describeAccountAttributes,
+		"CreateVpc":                     a.createVpc,
+		"DescribeVpcs":                  a.describeVpcs,
+		"DeleteVpc":                     a.deleteVpc,
+		"ModifyVpcAttribute":            a.modifyVpcAttribute,
+		"DescribeVpcAttribute":          a.describeVpcAttribute,
+		"CreateSubnet":                  a.createSubnet,
+		"DescribeSubnets":               a.describeSubnets,
+		"DeleteSubnet":                  a.deleteSubnet,
+		"ModifySubnetAttribute":         a.modifySubnetAttribute,
+		"CreateInternetGateway":         a.createInternetGateway,
+		"DescribeInternetGateways":      a.describeInternetGateways,
+		"AttachInternetGateway":         a.attachInternetGateway,
+		"DetachInternetGateway":         a.detachInternetGateway,
+		"DeleteInternetGateway":         a.deleteInternetGateway,
+		"CreateRouteTable":              a.createRouteTable,
+		"DescribeRouteTables":           a.describeRouteTables,
+		"DeleteRouteTable":              a.deleteRouteTable,
+		"CreateRoute":                   a.createRoute,
+		"ReplaceRoute":                  a.replaceRoute,
+		"DeleteRoute":                   a.deleteRoute,
+		"AssociateRouteTable":           a.associateRouteTable,
+		"DisassociateRouteTable":        a.disassociateRouteTable,
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 // An instance's bundle directory, Root/bundles/<id>, holds everything nubo
 // keeps about it besides runc's own record in Root/runc/<id>:
 //
-//	config.json  the OCI config runc runs
+//	config.json  the OCI config runc runs, made anew by each Start
 //	spec.json    the runtime.Spec it was made from; written last, so its
 //	             presence means the bundle is complete
 //	run.json     the shim of the latest run (pid and start time)

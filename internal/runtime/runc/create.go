@@ -12,7 +12,8 @@ import (
 	"nubo/internal/runtime"
 )
 
-// Create writes the instance's bundle. Creating again with the same spec is
+// Create writes the instance's bundle (its spec; the OCI config is made
+// for each run by Start). Creating again with the same spec is
 // a no-op; a different spec replaces the bundle and takes effect at the next
 // Start (a running instance keeps the limits it was started with). runc makes
 // the namespaces and the cgroup when the instance starts.
@@ -37,9 +38,6 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) error {
 	}
 	if err := os.MkdirAll(d.bundle(spec.ID), 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", spec.ID, err)
-	}
-	if err := writeJSON(d.file(spec.ID, configFile), ociSpec(spec, d.cfg.CgroupParent, d.cfg.Shim)); err != nil {
-		return fmt.Errorf("creating %s: writing OCI config: %w", spec.ID, err)
 	}
 	// spec.json last: its presence means the bundle is complete.
 	if err := writeAtomic(d.file(spec.ID, specFile), want); err != nil {

@@ -75,9 +75,15 @@ func cpuSet(id string, vcpus, ncpu int) string {
 	return strings.Join(cpus, ",")
 }
 
-// ociSpec is the runc config.json of an instance; cgroupParent is e.g.
-// "/nubo", shim the driver's Config.Shim, run as the instance's hooks.
-func ociSpec(s runtime.Spec, cgroupParent string, shim []string) *specs.Spec {
+// ociOptions is what a run's OCI config takes besides the spec.
+type ociOptions struct {
+	CgroupParent string   // e.g. "/nubo"
+	Shim         []string // the driver's Config.Shim, run as the hooks
+	Console      string   // host path of the pty slave bound at /dev/console; "": none
+}
+
+// ociSpec is the runc config.json of one run of an instance.
+func ociSpec(s runtime.Spec, o ociOptions) *specs.Spec {
 	caps := append([]string(nil), capabilities...)
 	memory := s.MemoryMiB << 20
 	quota := int64(s.VCPUs) * cpuPeriod
@@ -99,7 +105,7 @@ func ociSpec(s runtime.Spec, cgroupParent string, shim []string) *specs.Spec {
 		},
 		Mounts: mounts(s.NetNS != ""),
 		Hooks: &specs.Hooks{
-			CreateRuntime: []specs.Hook{delegateHook(shim, s.UIDBase, s.GIDBase)},
+			CreateRuntime: []specs.Hook{delegateHook(o.Shim, s.UIDBase, s.GIDBase)},
 		},
 		Linux: &specs.Linux{
 			Namespaces: []specs.LinuxNamespace{
@@ -110,7 +116,7 @@ func ociSpec(s runtime.Spec, cgroupParent string, shim []string) *specs.Spec {
 			},
 			UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: s.UIDBase, Size: s.IDCount}},
 			GIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: s.GIDBase, Size: s.IDCount}},
-			CgroupsPath: cgroupPath(cgroupParent, s.ID),
+			CgroupsPath: cgroupPath(o.CgroupParent, s.ID),
 			Resources: &specs.LinuxResources{
 				Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
 				Memory:  &specs.LinuxMemory{Limit: &memory, Swap: &memory},
@@ -119,6 +125,10 @@ func ociSpec(s runtime.Spec, cgroupParent string, shim []string) *specs.Spec {
 			MaskedPaths:   maskedPaths,
 			ReadonlyPaths: readonlyPaths,
 		},
+	}
+	if o.Console != "" {
+		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/dev/console", Type: "bind", Source: o.Console,
+			Options: []string{"bind", "nosuid", "noexec"}})
 	}
 	if s.PidsLimit > 0 {
 		spec.Linux.Resources.Pids = &specs.LinuxPids{Limit: s.PidsLimit}

@@ -19,7 +19,7 @@ func testSpec() runtime.Spec {
 }
 
 func TestOCISpec(t *testing.T) {
-	s := ociSpec(testSpec(), "/nubo", testShim)
+	s := ociSpec(testSpec(), ociOptions{CgroupParent: "/nubo", Shim: testShim})
 	if s.Root.Path != testSpec().RootFS || s.Root.Readonly {
 		t.Errorf("root = %+v", s.Root)
 	}
@@ -77,7 +77,7 @@ func TestOCISpec(t *testing.T) {
 func TestOCISpecJoinedNetNS(t *testing.T) {
 	spec := testSpec()
 	spec.NetNS = "/run/netns/nubo-i-0123"
-	s := ociSpec(spec, "/nubo", testShim)
+	s := ociSpec(spec, ociOptions{CgroupParent: "/nubo", Shim: testShim})
 	for _, ns := range s.Linux.Namespaces {
 		if ns.Type == specs.NetworkNamespace && ns.Path != spec.NetNS {
 			t.Errorf("network namespace path = %q, want %q", ns.Path, spec.NetNS)

@@ -45,6 +45,7 @@ func ShimMain(args []string) int {
 	root := fl.String("root", "", "runc state root")
 	bundle := fl.String("bundle", "", "instance bundle directory")
 	id := fl.String("id", "", "instance ID")
+	withConsole := fl.Bool("console", false, "fds 3 and 4 are the master and slave of the instance's console pty")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
@@ -60,6 +61,18 @@ func ShimMain(args []string) int {
 	defer logFile.Close()
 	s := &shim{runc: *runcPath, root: *root, bundle: *bundle, id: *id,
 		log: slog.New(slog.NewTextHandler(logFile, nil)).With("instance", *id, "shim", os.Getpid())}
+	if *withConsole {
+		// Not for runc: a runc holding the master would keep the pty alive,
+		// and writers blocked, after this shim is gone.
+		for _, fd := range []int{3, 4} {
+			syscall.CloseOnExec(fd)
+		}
+		if err := unix.SetNonblock(3, true); err != nil {
+			s.log.Error("console", "err", err)
+		}
+		s.console = os.NewFile(3, "console-master")
+		s.consoleSlave = os.NewFile(4, "console-slave")
+	}
 	exit := s.run()
 	if err := writeJSON(filepath.Join(s.bundle, exitFile), exit); err != nil {
 		s.log.Error("recording exit", "err", err)
@@ -72,6 +85,10 @@ func ShimMain(args []string) int {
 type shim struct {
 	runc, root, bundle, id string
 	log                    *slog.Logger
+	// console is the master of the instance's /dev/console pty (nil:
+	// none); consoleSlave keeps it readable while the instance has the
+	// console closed.
+	console, consoleSlave *os.File
 }
 
 func (s *shim) run() exitRecord {
@@ -86,6 +103,19 @@ func (s *shim) run() exitRecord {
 	}()
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return s.failed(fmt.Errorf("becoming subreaper: %w", err))
+	}
+	if s.console != nil {
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			pumpConsole(s.console, os.Stdout, stop)
+		}()
+		defer func() {
+			close(stop)
+			<-done
+			s.console.Close()
+			s.consoleSlave.Close()
+		}()
 	}
 	pidPath := filepath.Join(s.bundle, pidFile)
 	null, err := os.Open(os.DevNull)

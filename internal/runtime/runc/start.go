@@ -55,12 +55,30 @@ func (d *Driver) start(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	// The OCI config is made again for every run, so that a run uses this
-	// driver's shim (the hooks run it) even if an older nubo made the bundle.
-	if err := writeJSON(d.file(id, configFile), ociSpec(spec, d.cfg.CgroupParent, d.cfg.Shim)); err != nil {
+	if spec.NetNS != "" {
+		if err := allowLowPorts(spec.NetNS); err != nil {
+			return err
+		}
+	}
+	// The pty of the instance's /dev/console; the shim gets it, so this
+	// process closes its copies whatever happens.
+	cons, err := newConsole(spec.UIDBase, spec.GIDBase)
+	if err != nil {
+		d.log.Warn("starting without /dev/console", "instance", id, "err", err)
+		cons = nil
+	} else {
+		defer cons.Close()
+	}
+	// The OCI config is made again for every run: the pty is the run's, and
+	// the hooks run this driver's shim even if an older nubo made the bundle.
+	opts := ociOptions{CgroupParent: d.cfg.CgroupParent, Shim: d.cfg.Shim}
+	if cons != nil {
+		opts.Console = cons.path
+	}
+	if err := writeJSON(d.file(id, configFile), ociSpec(spec, opts)); err != nil {
 		return fmt.Errorf("writing OCI config: %w", err)
 	}
-	shim, err := d.spawnShim(spec)
+	shim, err := d.spawnShim(spec, cons)
 	if err != nil {
 		return err
 	}
@@ -72,8 +90,9 @@ func (d *Driver) start(ctx context.Context, id string) error {
 }
 
 // spawnShim starts the instance's shim in a session of its own, detached
-// from the caller: no parent-death signal, stdio on the console log.
-func (d *Driver) spawnShim(spec runtime.Spec) (proc, error) {
+// from the caller: no parent-death signal, stdio on the console log, and
+// the console pty, if any, as fds 3 (master) and 4 (slave).
+func (d *Driver) spawnShim(spec runtime.Spec, cons *console) (proc, error) {
 	id := spec.ID
 	console := spec.ConsoleLog
 	if console == "" {
@@ -89,6 +108,10 @@ func (d *Driver) spawnShim(spec runtime.Spec) (proc, error) {
 	cmd := exec.Command(d.cfg.Shim[0], args...)
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = log, log
+	if cons != nil {
+		cmd.Args = append(cmd.Args, "--console")
+		cmd.ExtraFiles = []*os.File{cons.master, cons.slave} // fds 3 and 4
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return proc{}, fmt.Errorf("spawning shim: %w", err)

@@ -3,6 +3,9 @@ package runc
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -13,9 +16,10 @@ import (
 // killTimeout bounds the wait for an instance to end after SIGKILL.
 const killTimeout = 10 * time.Second
 
-// Stop sends SIGTERM to PID 1, waits up to grace for it to exit, then kills
-// every process of the instance and waits until the shim has recorded the
-// exit. Stopping a stopped instance is a no-op.
+// Stop sends SIGTERM to PID 1 (SIGRTMIN+4 to systemd: see shutdownSignal),
+// waits up to grace for it to exit, then kills every process of the
+// instance and waits until the shim has recorded the exit. Stopping a
+// stopped instance is a no-op.
 func (d *Driver) Stop(ctx context.Context, id string, grace time.Duration) error {
 	defer d.locks.lock(id)()
 	if err := d.stop(ctx, id, grace); err != nil {
@@ -48,7 +52,24 @@ func (d *Driver) stop(ctx context.Context, id string, grace time.Duration) error
 	return d.awaitEnd(ctx, id)
 }
 
-// terminate sends SIGTERM to PID 1 and waits up to grace for it to exit.
+// sigRTMIN is glibc's SIGRTMIN (the kernel's 32 plus the two glibc keeps
+// for itself), from which systemd counts its signals.
+const sigRTMIN = 34
+
+// shutdownSignal is the signal that asks PID 1 to power off: SIGTERM, but
+// for systemd, which re-executes itself on SIGTERM and powers off on
+// SIGRTMIN+4 (start poweroff.target, as an ACPI power button would).
+// systemd's own name (its comm) is what tells it, whatever Spec.Init named.
+func shutdownSignal(pid int) (name string, sig unix.Signal) {
+	comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	if strings.TrimSpace(string(comm)) == "systemd" {
+		return "SIGRTMIN+4", unix.Signal(sigRTMIN + 4)
+	}
+	return "SIGTERM", unix.SIGTERM
+}
+
+// terminate asks PID 1 to shut down (see shutdownSignal) and waits up to
+// grace for it to exit.
 func (d *Driver) terminate(ctx context.Context, id string, pid int, grace time.Duration) error {
 	if err := awaitExec(ctx, pid); err != nil {
 		return err
@@ -57,7 +78,9 @@ func (d *Driver) terminate(ctx context.Context, id string, pid int, grace time.D
 	if err != nil {
 		return nil // already gone
 	}
-	if err := d.runcKill(ctx, id, "TERM", false); err != nil {
+	name, sig := shutdownSignal(pid)
+	// runc parses signal names without the SIGRTMIN+n forms: give a number.
+	if err := d.runcKill(ctx, id, strconv.Itoa(int(sig)), false); err != nil {
 		if o, oerr := d.observe(ctx, id); oerr == nil && !o.running() {
 			return nil
 		}
@@ -68,7 +91,7 @@ func (d *Driver) terminate(ctx context.Context, id string, pid int, grace time.D
 		return err
 	}
 	if !exited {
-		d.log.Info("instance ignored SIGTERM; killing it", "instance", id, "grace", grace)
+		d.log.Info("instance ignored "+name+"; killing it", "instance", id, "grace", grace)
 	}
 	return nil
 }

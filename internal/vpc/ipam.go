@@ -1,0 +1,183 @@
+package vpc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"nubo/internal/apierr"
+	"nubo/internal/store"
+)
+
+// Address is who holds an allocated address.
+type Address struct {
+	Account  string `json:"account"`
+	Holder   string `json:"holder"` // instance ID (or ENI, EIP allocation)
+	SubnetID string `json:"subnetId,omitempty"`
+}
+
+// privateKey is where a VPC's allocated private address lives: addresses are
+// unique within a VPC, so the key is the VPC's, not the subnet's.
+func (s *Service) privateKey(account, vpcID string, ip netip.Addr) string {
+	return s.privatePrefix(account, vpcID) + ip.String()
+}
+
+func (s *Service) privatePrefix(account, vpcID string) string {
+	return store.Root + "ipam/" + account + "/" + s.Region + "/" + vpcID + "/"
+}
+
+// PublicKey is where an allocated public address lives (one pool per deployment).
+func PublicKey(ip netip.Addr) string { return store.Root + "pubip/" + ip.String() }
+
+// used lists the allocated addresses under prefix.
+func (s *Service) used(ctx context.Context, prefix string) (map[netip.Addr]Address, error) {
+	kvs, err := s.Store.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := map[netip.Addr]Address{}
+	for _, kv := range kvs {
+		ip, err := netip.ParseAddr(strings.TrimPrefix(kv.Key, prefix))
+		if err != nil {
+			continue
+		}
+		var a Address
+		if err := json.Unmarshal(kv.Value, &a); err != nil {
+			return nil, fmt.Errorf("decoding %s: %w", kv.Key, err)
+		}
+		out[ip] = a
+	}
+	return out, nil
+}
+
+func (s *Service) addressesIn(ctx context.Context, account string, sn Subnet) ([]netip.Addr, error) {
+	all, err := s.used(ctx, s.privatePrefix(account, sn.VPCID))
+	if err != nil {
+		return nil, err
+	}
+	p := Prefix(sn.CIDR)
+	var out []netip.Addr
+	for ip := range all {
+		if p.Contains(ip) {
+			out = append(out, ip)
+		}
+	}
+	return out, nil
+}
+
+// usable reports whether ip may be given to an instance: inside the subnet
+// and not one of AWS's five reserved addresses (network, router, DNS,
+// future use, broadcast).
+func usable(p netip.Prefix, ip netip.Addr) bool {
+	if !p.Contains(ip) {
+		return false
+	}
+	first := p.Masked().Addr()
+	for i := 0; i < 4; i++ {
+		if ip == first {
+			return false
+		}
+		first = first.Next()
+	}
+	return ip != lastAddr(p)
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// Gateway is the subnet's router address (base + 1).
+func Gateway(sn Subnet) netip.Addr { return Prefix(sn.CIDR).Masked().Addr().Next() }
+
+// Resolver is the VPC's DNS resolver (base + 2).
+func Resolver(v VPC) netip.Addr { return Prefix(v.CIDR).Masked().Addr().Next().Next() }
+
+// AllocatePrivate picks n private addresses in the subnet for holders (want,
+// if given, for the first) and returns the writes that claim them; they must
+// be applied in the caller's transaction, which fails if another claim won.
+func (s *Service) AllocatePrivate(ctx context.Context, account string, sn Subnet, want string, holders []string) ([]netip.Addr, []store.Op, error) {
+	taken, err := s.used(ctx, s.privatePrefix(account, sn.VPCID))
+	if err != nil {
+		return nil, nil, err
+	}
+	p := Prefix(sn.CIDR)
+	var ips []netip.Addr
+	if want != "" {
+		ip, err := netip.ParseAddr(want)
+		if err != nil || !usable(p, ip) {
+			return nil, nil, apierr.New(apierr.InvalidParameterValue, "Address %s does not fall within the subnet's address range (%s) or is reserved.", want, sn.CIDR)
+		}
+		if _, busy := taken[ip]; busy {
+			return nil, nil, apierr.New("InvalidIPAddress.InUse", "Address %s is in use.", want)
+		}
+		ips = append(ips, ip)
+	}
+	for ip := p.Masked().Addr(); len(ips) < len(holders) && p.Contains(ip); ip = ip.Next() {
+		if _, busy := taken[ip]; busy || !usable(p, ip) || (len(ips) > 0 && ips[0] == ip) {
+			continue
+		}
+		ips = append(ips, ip)
+	}
+	if len(ips) < len(holders) {
+		return nil, nil, apierr.New("InsufficientFreeAddressesInSubnet", "There are not enough free addresses in subnet '%s' to satisfy the requested number of instances.", sn.ID)
+	}
+	ops := make([]store.Op, len(holders))
+	for i, h := range holders {
+		ops[i] = store.Op{Key: s.privateKey(account, sn.VPCID, ips[i]), Value: Address{Account: account, Holder: h, SubnetID: sn.ID}}
+	}
+	return ips, ops, nil
+}
+
+// ReleasePrivate is the write that frees a private address.
+func (s *Service) ReleasePrivate(account, vpcID string, ip netip.Addr) store.Op {
+	return store.Op{Key: s.privateKey(account, vpcID, ip), ModRev: -1, Delete: true}
+}
+
+// PublicPool hands out public addresses from one range per deployment.
+type PublicPool struct {
+	Store  *store.Store
+	Prefix netip.Prefix // e.g. 198.18.0.0/15, a range reserved for benchmarking
+}
+
+// Reserved addresses at the pool's start: the network and the host link.
+const poolReserved = 4
+
+// Allocate picks n free public addresses for holders and returns the writes
+// that claim them.
+func (pp *PublicPool) Allocate(ctx context.Context, account string, holders []string) ([]netip.Addr, []store.Op, error) {
+	if len(holders) == 0 {
+		return nil, nil, nil
+	}
+	kvs, err := pp.Store.List(ctx, store.Root+"pubip/")
+	if err != nil {
+		return nil, nil, err
+	}
+	taken := map[string]bool{}
+	for _, kv := range kvs {
+		taken[strings.TrimPrefix(kv.Key, store.Root+"pubip/")] = true
+	}
+	var ips []netip.Addr
+	ip := pp.Prefix.Masked().Addr()
+	for i := 0; i < poolReserved; i++ {
+		ip = ip.Next()
+	}
+	last := lastAddr(pp.Prefix)
+	for ; len(ips) < len(holders) && ip.Less(last); ip = ip.Next() {
+		if !taken[ip.String()] {
+			ips = append(ips, ip)
+		}
+	}
+	if len(ips) < len(holders) {
+		return nil, nil, apierr.New("AddressLimitExceeded", "The public address pool %s is exhausted.", pp.Prefix)
+	}
+	ops := make([]store.Op, len(holders))
+	for i, h := range holders {
+		ops[i] = store.Op{Key: PublicKey(ips[i]), Value: Address{Account: account, Holder: h}}
+	}
+	return ips, ops, nil
+}
