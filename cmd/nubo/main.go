@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -83,6 +84,7 @@ func serve(args []string) error {
 	vcpus := fl.Int("host-vcpus", 64*goruntime.NumCPU(), "vCPUs this host offers to instances (containers share cores)")
 	memMiB := fl.Int64("host-memory-mib", 4*hostMemoryMiB(), "memory this host offers to instances, MiB (limits, not reservations)")
 	ttl := fl.Duration("terminated-ttl", time.Hour, "how long terminated instances stay visible")
+	pool := fl.String("public-pool", "198.18.0.0/15", "the range public and Elastic IPs come from (never routed off this machine)")
 	cleanup := fl.Bool("cleanup", false, "stop and remove every instance, cgroup and mount nubo made on this host, then exit")
 	_ = fl.Parse(args)
 	if *cleanup {
@@ -90,6 +92,10 @@ func serve(args []string) error {
 	}
 	if *imageDir == "" {
 		*imageDir = filepath.Join(*dataDir, "images")
+	}
+	publicPool, err := netip.ParsePrefix(*pool)
+	if err != nil || !publicPool.Addr().Is4() || publicPool.Bits() > 28 {
+		return fmt.Errorf("--public-pool %q: want an IPv4 CIDR of at least 16 addresses", *pool)
 	}
 	if *hostName == "" {
 		*hostName, _ = os.Hostname()
@@ -111,6 +117,7 @@ func serve(args []string) error {
 		ImageDir:      *imageDir,
 		Host:          instance.Host{Name: *hostName, VCPUs: *vcpus, MemoryMiB: *memMiB},
 		TerminatedTTL: *ttl,
+		PublicPool:    publicPool.Masked(),
 		Log:           log,
 		Ready: func(endpoint string, accounts *account.Set) {
 			a := accounts.Default()

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"net/netip"
 	"errors"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"nubo/internal/runtime/fake"
 	"nubo/internal/store"
 	"nubo/internal/volume"
+	"nubo/internal/vpc"
 )
 
 const account = "123456789012"
@@ -59,7 +61,9 @@ func newEnv(t *testing.T, vcpus int) *env {
 		t.Fatal(err)
 	}
 	v := &env{st: st, rt: fake.New(), roots: &fakeRoots{mounted: map[string]bool{}, deleted: map[string]bool{}}, image: im.ID, dir: t.TempDir()}
-	v.svc = &instance.Service{Store: st, Region: "us-east-1", Zones: []string{"us-east-1a"}, Host: "h1", Images: reg, KeyPairs: &keypair.Service{Store: st}}
+	v.svc = &instance.Service{Store: st, Region: "us-east-1", Zones: []string{"us-east-1a"}, Host: "h1", Images: reg, KeyPairs: &keypair.Service{Store: st},
+		VPCs:   &vpc.Service{Store: st, Region: "us-east-1", Zones: []vpc.Zone{{Name: "us-east-1a", ID: "use1-az1"}}},
+		Public: &vpc.PublicPool{Store: st, Prefix: netip.MustParsePrefix("198.18.0.0/24")}}
 	v.startAgent(t)
 	return v
 }
@@ -434,5 +438,58 @@ func TestAgentReleasesLeakedCapacity(t *testing.T) {
 			t.Fatalf("stopped instance %s still holds capacity: %+v", id, a)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestAddresses: private addresses from the subnet (AWS's reserved ones
+// skipped), public ones from the pool, released at stop (public) and at
+// termination (both); a taken private address is refused.
+func TestAddresses(t *testing.T) {
+	v := newEnv(t, 64)
+	ctx := context.Background()
+	ids := v.run(t, instance.RunSpec{MinCount: 2, MaxCount: 2, DeleteOnTermination: true})
+	a, _ := v.svc.Get(ctx, account, ids[0])
+	b, _ := v.svc.Get(ctx, account, ids[1])
+	if a.PrivateIP != "172.31.0.4" || b.PrivateIP != "172.31.0.5" || a.Hostname != "ip-172-31-0-4" {
+		t.Fatalf("private addresses %s %s (hostname %s)", a.PrivateIP, b.PrivateIP, a.Hostname)
+	}
+	if a.PublicIP == "" || a.PublicIP == b.PublicIP || !netip.MustParsePrefix("198.18.0.0/24").Contains(netip.MustParseAddr(a.PublicIP)) {
+		t.Fatalf("public addresses %q %q", a.PublicIP, b.PublicIP)
+	}
+	_, err := v.svc.Run(ctx, account, instance.RunSpec{ImageID: v.image, InstanceType: "t3.micro", MinCount: 1, MaxCount: 1, ShutdownBehavior: "stop", PrivateIP: "172.31.0.5"})
+	if code(err) != "InvalidIPAddress.InUse" {
+		t.Fatalf("taken address: %v", err)
+	}
+	_, err = v.svc.Run(ctx, account, instance.RunSpec{ImageID: v.image, InstanceType: "t3.micro", MinCount: 1, MaxCount: 1, ShutdownBehavior: "stop", PrivateIP: "172.31.0.3"})
+	if code(err) != "InvalidParameterValue" {
+		t.Fatalf("reserved address: %v", err)
+	}
+
+	v.wait(t, a.ID, instance.Running)
+	if _, err := v.svc.Stop(ctx, account, []string{a.ID}, false); err != nil {
+		t.Fatal(err)
+	}
+	stopped := v.wait(t, a.ID, instance.Stopped)
+	if stopped.PublicIP != "" || stopped.PrivateIP != a.PrivateIP {
+		t.Fatalf("stopped: public %q private %q", stopped.PublicIP, stopped.PrivateIP)
+	}
+	if rev, _ := v.st.GetRev(ctx, vpc.PublicKey(netip.MustParseAddr(a.PublicIP)), new(vpc.Address)); rev != 0 {
+		t.Fatal("public address still claimed after stop")
+	}
+	if _, err := v.svc.Start(ctx, account, []string{a.ID}); err != nil {
+		t.Fatal(err)
+	}
+	started := v.wait(t, a.ID, instance.Running)
+	if started.PublicIP == "" {
+		t.Fatal("no public address after start")
+	}
+	if _, err := v.svc.Terminate(ctx, account, []string{a.ID}); err != nil {
+		t.Fatal(err)
+	}
+	v.wait(t, a.ID, instance.Terminated)
+	// Its private address is free again.
+	res, err := v.svc.Run(ctx, account, instance.RunSpec{ImageID: v.image, InstanceType: "t3.micro", MinCount: 1, MaxCount: 1, ShutdownBehavior: "stop", PrivateIP: "172.31.0.4"})
+	if err != nil || res.Instances[0].PrivateIP != "172.31.0.4" {
+		t.Fatalf("reusing a terminated instance's address: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 	"nubo/internal/runtime"
 	"nubo/internal/store"
 	"nubo/internal/volume"
+	"nubo/internal/vpc"
 )
 
 // Exit codes of nubo-init (see cmd/nubo-init).
@@ -199,10 +201,38 @@ func (a *Agent) ensureStopped(ctx context.Context, key string, in instance.Insta
 	if err := a.halt(ctx, in.ID, grace); err != nil {
 		return err
 	}
-	if in.State == instance.Stopped {
+	// A stopped instance keeps its private address and loses its public one.
+	if err := a.releasePublic(ctx, in); err != nil {
+		return err
+	}
+	if in.State == instance.Stopped && in.PublicIP == "" {
 		return nil
 	}
-	return a.setState(ctx, key, in, func(x *instance.Instance) { x.State = instance.Stopped })
+	return a.setState(ctx, key, in, func(x *instance.Instance) { x.State, x.PublicIP = instance.Stopped, "" })
+}
+
+// releasePublic frees the instance's public address, if it still holds it.
+// The record's field is cleared after (by the caller), so a crash in between
+// is repaired by the next reconcile.
+func (a *Agent) releasePublic(ctx context.Context, in instance.Instance) error {
+	ip, err := netip.ParseAddr(in.PublicIP)
+	if err != nil {
+		return nil
+	}
+	return a.releaseAddress(ctx, vpc.PublicKey(ip), in.ID)
+}
+
+// releaseAddress deletes an address claim held by holder (idempotent).
+func (a *Agent) releaseAddress(ctx context.Context, key, holder string) error {
+	var held vpc.Address
+	rev, err := a.Store.GetRev(ctx, key, &held)
+	if err != nil || rev == 0 || held.Holder != holder {
+		return err
+	}
+	if err := a.Store.Apply(ctx, store.Op{Key: key, ModRev: rev, Delete: true}); err != nil && !errors.Is(err, store.ErrConflict) {
+		return err
+	}
+	return nil
 }
 
 // halt stops the instance's processes, frees its runtime resources and
@@ -238,8 +268,17 @@ func (a *Agent) ensureTerminated(ctx context.Context, key string, in instance.In
 	if err := a.releaseRootVolume(ctx, in); err != nil {
 		return err
 	}
+	if err := a.releasePublic(ctx, in); err != nil {
+		return err
+	}
+	if ip, err := netip.ParseAddr(in.PrivateIP); err == nil {
+		if err := a.releaseAddress(ctx, vpc.PrivateKey(in.Account, in.Region, in.VPCID, ip), in.ID); err != nil {
+			return err
+		}
+	}
 	return a.setState(ctx, key, in, func(x *instance.Instance) {
 		x.State, x.TerminatedAt = instance.Terminated, a.Now().UTC()
+		x.PublicIP, x.PrivateIP = "", ""
 	})
 }
 

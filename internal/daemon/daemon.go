@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -33,6 +34,7 @@ type Config struct {
 	Region        string
 	Zones         []string // zone letters
 	ImageDir      string   // built images; default DataDir/images
+	PublicPool    netip.Prefix
 	Host          instance.Host
 	TerminatedTTL time.Duration
 	Log           *slog.Logger
@@ -106,13 +108,14 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer host.stop()
 	api := &ec2.API{
-		Region:    region,
-		KeyPairs:  keys,
-		Tags:      resource.Tagger{Store: st},
-		Images:    images,
-		Instances: &instance.Service{Store: st, Region: cfg.Region, Zones: zones, Host: cfg.Host.Name, Images: images, KeyPairs: keys},
-		Console:   host.agent.Console,
-		VPCs:      vpcs,
+		Region:   region,
+		KeyPairs: keys,
+		Tags:     resource.Tagger{Store: st},
+		Images:   images,
+		Instances: &instance.Service{Store: st, Region: cfg.Region, Zones: zones, Host: cfg.Host.Name, Images: images, KeyPairs: keys,
+			VPCs: vpcs, Public: &vpc.PublicPool{Store: st, Prefix: cfg.PublicPool}},
+		Console: host.agent.Console,
+		VPCs:    vpcs,
 	}
 	q := &ec2query.Server{
 		Region:  cfg.Region,

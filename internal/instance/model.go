@@ -81,6 +81,14 @@ type Instance struct {
 	ShutdownBehavior      string `json:"shutdownBehavior"` // stop | terminate
 	DisableAPITermination bool   `json:"disableApiTermination,omitempty"`
 
+	VPCID     string `json:"vpcId"`
+	SubnetID  string `json:"subnetId"`
+	PrivateIP string `json:"privateIp"`
+	PublicIP  string `json:"publicIp,omitempty"` // auto-assigned; changes at every stop/start
+	// AssignPublic: the instance gets a public address at every start.
+	AssignPublic bool   `json:"assignPublic,omitempty"`
+	MAC          string `json:"mac"`
+
 	RootVolumeID        string `json:"rootVolumeId"`
 	RootDevice          string `json:"rootDevice"`
 	RootSizeGiB         int    `json:"rootSizeGiB"`

@@ -2,11 +2,14 @@ package instance
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"sort"
 	"strings"
 	"time"
@@ -18,6 +21,7 @@ import (
 	"nubo/internal/resource"
 	"nubo/internal/store"
 	"nubo/internal/volume"
+	"nubo/internal/vpc"
 )
 
 // Service records instances. It never runs anything: agents do.
@@ -28,12 +32,16 @@ type Service struct {
 	Host     string // the host new instances go to (one host until the scheduler)
 	Images   *ami.Registry
 	KeyPairs *keypair.Service
+	VPCs     *vpc.Service
+	Public   *vpc.PublicPool
 	Now      func() time.Time
 }
 
 // RunSpec is a validated RunInstances request.
 type RunSpec struct {
 	ImageID, InstanceType, KeyName, Zone string
+	SubnetID, PrivateIP                  string
+	AssociatePublicIP                    *bool // nil: the subnet's MapPublicIpOnLaunch
 	UserData, ClientToken                string
 	ShutdownBehavior                     string // stop | terminate
 	MinCount, MaxCount                   int
@@ -90,10 +98,19 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 			return Reservation{}, err
 		}
 	}
-	if spec.Zone == "" {
-		spec.Zone = s.Zones[0]
-	} else if !contains(s.Zones, spec.Zone) {
+	if spec.Zone != "" && !contains(s.Zones, spec.Zone) {
 		return Reservation{}, apierr.New(apierr.InvalidParameterValue, "Invalid availability zone: [%s]", spec.Zone)
+	}
+	sn, err := s.subnet(ctx, account, &spec)
+	if err != nil {
+		return Reservation{}, err
+	}
+	if spec.PrivateIP != "" && spec.MaxCount > 1 {
+		return Reservation{}, apierr.New(apierr.InvalidParameterCombination, "PrivateIpAddress can be given only when launching one instance (MaxCount 1).")
+	}
+	public := sn.MapPublicIPOnLaunch
+	if spec.AssociatePublicIP != nil {
+		public = *spec.AssociatePublicIP
 	}
 	if spec.RootSizeGiB == 0 {
 		spec.RootSizeGiB = im.SizeGiB
@@ -136,7 +153,10 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 				"We currently do not have sufficient %s capacity to launch %d instance(s). Host %s has %d vCPUs and %d MiB, %d vCPUs and %d MiB in use.",
 				spec.InstanceType, spec.MinCount, host.Name, host.VCPUs, host.MemoryMiB, alloc.Sum().VCPUs, alloc.Sum().MemoryMiB)
 		}
-		res, ops := s.newReservation(account, spec, im, n)
+		res, ops := s.newReservation(account, spec, im, n, sn)
+		if ops, err = s.addresses(ctx, account, sn, spec.PrivateIP, public, &res, ops); err != nil {
+			return Reservation{}, err
+		}
 		if alloc.Instances == nil {
 			alloc.Instances = map[string]Usage{}
 		}
@@ -161,7 +181,7 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 	return Reservation{}, apierr.New("RequestLimitExceeded", "Too many concurrent launches; retry.")
 }
 
-func (s *Service) newReservation(account string, spec RunSpec, im ami.Image, n int) (Reservation, []store.Op) {
+func (s *Service) newReservation(account string, spec RunSpec, im ami.Image, n int, sn vpc.Subnet) (Reservation, []store.Op) {
 	now := s.now()
 	res := Reservation{ID: resource.NewID(resource.Reservation), Account: account}
 	var ops []store.Op
@@ -177,7 +197,10 @@ func (s *Service) newReservation(account string, spec RunSpec, im ami.Image, n i
 			ImageID:               im.ID,
 			InstanceType:          spec.InstanceType,
 			KeyName:               spec.KeyName,
-			Zone:                  spec.Zone,
+			Zone:                  sn.Zone,
+			VPCID:                 sn.VPCID,
+			SubnetID:              sn.ID,
+			MAC:                   newMAC(),
 			Host:                  s.Host,
 			UserData:              spec.UserData,
 			ClientToken:           spec.ClientToken,
@@ -193,19 +216,94 @@ func (s *Service) newReservation(account string, spec RunSpec, im ami.Image, n i
 			RootSizeGiB:           spec.RootSizeGiB,
 			DeleteOnTermination:   spec.DeleteOnTermination,
 		}
-		in.Hostname = "ip-" + strings.TrimPrefix(in.ID, "i-")
 		vol := volume.Volume{
 			Meta:    resource.Meta{ID: in.RootVolumeID, Tags: vtags, CreateTime: now},
-			SizeGiB: spec.RootSizeGiB, Zone: spec.Zone, Type: "gp3", Iops: 3000, Throughput: 125,
+			SizeGiB: spec.RootSizeGiB, Zone: sn.Zone, Type: "gp3", Iops: 3000, Throughput: 125,
 			State: "in-use", ImageID: im.ID, Host: s.Host,
 			Attachment: &volume.Attachment{InstanceID: in.ID, Device: im.RootDevice, AttachTime: now, DeleteOnTermination: spec.DeleteOnTermination},
 		}
 		res.Instances = append(res.Instances, in)
-		ops = append(ops,
-			store.Op{Key: Key(account, s.Region, in.ID), Value: in},
-			store.Op{Key: resource.Key(s.scope(account), resource.Volume, vol.ID), Value: vol})
+		ops = append(ops, store.Op{Key: resource.Key(s.scope(account), resource.Volume, vol.ID), Value: vol})
 	}
 	return res, ops
+}
+
+// subnet resolves where instances go: SubnetId, else the default VPC's
+// default subnet in the asked zone (or the first zone).
+func (s *Service) subnet(ctx context.Context, account string, spec *RunSpec) (vpc.Subnet, error) {
+	if spec.SubnetID != "" {
+		sn, err := s.VPCs.GetSubnet(ctx, account, spec.SubnetID)
+		if err != nil {
+			return vpc.Subnet{}, err
+		}
+		if spec.Zone != "" && spec.Zone != sn.Zone {
+			return vpc.Subnet{}, apierr.New(apierr.InvalidParameterValue, "Subnet %s is in %s, not in the requested zone %s.", sn.ID, sn.Zone, spec.Zone)
+		}
+		return sn, nil
+	}
+	def, err := s.VPCs.DefaultVPC(ctx, account)
+	if err != nil {
+		return vpc.Subnet{}, err
+	}
+	zone := spec.Zone
+	if zone == "" {
+		zone = s.Zones[0]
+	}
+	all, err := s.VPCs.Subnets(ctx, account)
+	if err != nil {
+		return vpc.Subnet{}, err
+	}
+	for _, sn := range all {
+		if sn.VPCID == def.ID && sn.DefaultForAZ && sn.Zone == zone {
+			return sn, nil
+		}
+	}
+	return vpc.Subnet{}, apierr.New("MissingInput", "No default subnet for availability zone %s: give a SubnetId.", zone)
+}
+
+// addresses gives each new instance its private address (and a public one
+// when asked), names it after its private address as EC2 does, and returns
+// ops with the instance records and the address claims added.
+func (s *Service) addresses(ctx context.Context, account string, sn vpc.Subnet, want string, public bool, res *Reservation, ops []store.Op) ([]store.Op, error) {
+	ids := make([]string, len(res.Instances))
+	for i, in := range res.Instances {
+		ids[i] = in.ID
+	}
+	private, claims, err := s.VPCs.AllocatePrivate(ctx, account, sn, want, ids)
+	if err != nil {
+		return nil, err
+	}
+	ops = append(ops, claims...)
+	var pubs []netip.Addr
+	if public {
+		if pubs, claims, err = s.Public.Allocate(ctx, account, ids); err != nil {
+			return nil, err
+		}
+		ops = append(ops, claims...)
+	}
+	for i := range res.Instances {
+		in := &res.Instances[i]
+		in.PrivateIP = private[i].String()
+		in.Hostname = HostnameOf(private[i])
+		if public {
+			in.PublicIP, in.AssignPublic = pubs[i].String(), true
+		}
+		ops = append(ops, store.Op{Key: Key(account, s.Region, in.ID), Value: *in})
+	}
+	return ops, nil
+}
+
+// HostnameOf is EC2's IP-based hostname: ip-172-31-5-9.
+func HostnameOf(ip netip.Addr) string {
+	return "ip-" + strings.ReplaceAll(ip.String(), ".", "-")
+}
+
+// newMAC is a locally administered unicast MAC, like EC2's 0e:… and 12:….
+func newMAC() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	b[0] = b[0]&0xfc | 0x02
+	return net.HardwareAddr(b[:]).String()
 }
 
 // reservation rebuilds the answer to an earlier, identical RunInstances.
@@ -416,9 +514,17 @@ func (s *Service) startOne(ctx context.Context, account, id string) (Change, err
 		in.Desired, in.State, in.Boot, in.ForceStop = Running, Pending, in.Boot+1, false
 		in.StateReason, in.StateTransitionReason = ReasonPending, ""
 		in.LaunchTime = s.now()
-		err = s.Store.Apply(ctx,
-			store.Op{Key: Key(account, s.Region, id), Value: in, ModRev: irev},
-			store.Op{Key: AllocationKey(in.Host), Value: alloc, ModRev: arev})
+		ops := []store.Op{{Key: AllocationKey(in.Host), Value: alloc, ModRev: arev}}
+		if in.AssignPublic && in.PublicIP == "" { // a new public address at every start, as in EC2
+			pubs, claims, err := s.Public.Allocate(ctx, account, []string{id})
+			if err != nil {
+				return Change{}, err
+			}
+			in.PublicIP = pubs[0].String()
+			ops = append(ops, claims...)
+		}
+		ops = append(ops, store.Op{Key: Key(account, s.Region, id), Value: in, ModRev: irev})
+		err = s.Store.Apply(ctx, ops...)
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}

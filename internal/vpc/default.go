@@ -47,7 +47,7 @@ func (s *Service) DefaultVPC(ctx context.Context, account string) (VPC, error) {
 	v := VPC{
 		Meta: resource.Meta{ID: resource.NewID(resource.VPC), CreateTime: now},
 		CIDR: DefaultCIDR, CIDRAssocID: resource.NewID(resource.CIDRAssociation), IsDefault: true,
-		DNSSupport: true, DNSHostnames: true, DHCPOptionsID: "dopt-" + hashID(account+s.Region)[:17], Owner: account,
+		DNSSupport: true, DNSHostnames: true, DHCPOptionsID: "dopt-" + hashID(account + s.Region)[:17], Owner: account,
 	}
 	igw := InternetGateway{Meta: resource.Meta{ID: resource.NewID(resource.InternetGateway), CreateTime: now}, VPCID: v.ID, Owner: account}
 	rt := RouteTable{

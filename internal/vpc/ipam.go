@@ -18,14 +18,22 @@ type Address struct {
 	SubnetID string `json:"subnetId,omitempty"`
 }
 
-// privateKey is where a VPC's allocated private address lives: addresses are
+// PrivateKey is where a VPC's allocated private address lives: addresses are
 // unique within a VPC, so the key is the VPC's, not the subnet's.
+func PrivateKey(account, region, vpcID string, ip netip.Addr) string {
+	return privatePrefix(account, region, vpcID) + ip.String()
+}
+
+func privatePrefix(account, region, vpcID string) string {
+	return store.Root + "ipam/" + account + "/" + region + "/" + vpcID + "/"
+}
+
 func (s *Service) privateKey(account, vpcID string, ip netip.Addr) string {
-	return s.privatePrefix(account, vpcID) + ip.String()
+	return PrivateKey(account, s.Region, vpcID, ip)
 }
 
 func (s *Service) privatePrefix(account, vpcID string) string {
-	return store.Root + "ipam/" + account + "/" + s.Region + "/" + vpcID + "/"
+	return privatePrefix(account, s.Region, vpcID)
 }
 
 // PublicKey is where an allocated public address lives (one pool per deployment).

@@ -101,7 +101,7 @@ func (s *Service) CreateVPC(ctx context.Context, account, cidr string, tags []re
 	v := VPC{
 		Meta: resource.Meta{ID: resource.NewID(resource.VPC), Tags: set, CreateTime: now},
 		CIDR: cidr, CIDRAssocID: resource.NewID(resource.CIDRAssociation), IsDefault: isDefault,
-		DNSSupport: true, DNSHostnames: isDefault, DHCPOptionsID: "dopt-" + hashID(account+s.Region)[:17], Owner: account,
+		DNSSupport: true, DNSHostnames: isDefault, DHCPOptionsID: "dopt-" + hashID(account + s.Region)[:17], Owner: account,
 	}
 	rt := RouteTable{
 		Meta:  resource.Meta{ID: resource.NewID(resource.RouteTable), CreateTime: now},

@@ -22,6 +22,8 @@ func (a *API) runInstances(ctx context.Context, r *ec2query.Request) (any, error
 		InstanceType:        p.String("InstanceType"),
 		KeyName:             p.String("KeyName"),
 		Zone:                p.Member("Placement").String("AvailabilityZone"),
+		SubnetID:            p.String("SubnetId"),
+		PrivateIP:           p.String("PrivateIpAddress"),
 		UserData:            p.String("UserData"),
 		ClientToken:         p.String("ClientToken"),
 		ShutdownBehavior:    p.String("InstanceInitiatedShutdownBehavior"),
@@ -51,6 +53,26 @@ func (a *API) runInstances(ctx context.Context, r *ec2query.Request) (any, error
 	}
 	if len(spec.ClientToken) > 64 {
 		return nil, apierr.InvalidValue("ClientToken", spec.ClientToken, "It must be at most 64 ASCII characters.")
+	}
+	// The primary network interface (DeviceIndex 0) may say where and how.
+	for _, ni := range p.Members("NetworkInterface") {
+		if idx, _, err := ni.Int("DeviceIndex"); err != nil {
+			return nil, err
+		} else if idx != 0 {
+			return nil, apierr.New(apierr.UnsupportedOperation, "Only the primary network interface (DeviceIndex 0) can be given at launch for now.")
+		}
+		if v := ni.String("SubnetId"); v != "" {
+			spec.SubnetID = v
+		}
+		if v := ni.String("PrivateIpAddress"); v != "" {
+			spec.PrivateIP = v
+		}
+		if spec.AssociatePublicIP, err = ni.OptBool("AssociatePublicIpAddress"); err != nil {
+			return nil, err
+		}
+	}
+	if spec.SubnetID != "" && !resource.ValidID(resource.Subnet, spec.SubnetID) {
+		return nil, apierr.New("InvalidSubnetID.Malformed", "Invalid id: \"%s\" (expecting \"subnet-...\")", spec.SubnetID)
 	}
 	switch spec.ShutdownBehavior {
 	case "":
@@ -113,8 +135,9 @@ func (a *API) runInstances(ctx context.Context, r *ec2query.Request) (any, error
 		return nil, err
 	}
 	items := make([]instanceItem, len(res.Instances))
+	names := a.dnsNamer(ctx, r.Account)
 	for i, in := range res.Instances {
-		items[i] = a.instanceItem(in)
+		items[i] = a.instanceItem(in, names)
 	}
 	return struct {
 		ReservationID string                      `xml:"reservationId"`
@@ -182,6 +205,12 @@ type instanceItem struct {
 	RootDeviceName        string                       `xml:"rootDeviceName"`
 	BlockDeviceMapping    ec2query.List[blockDevice]   `xml:"blockDeviceMapping"`
 	VirtualizationType    string                       `xml:"virtualizationType"`
+	SubnetID              string                       `xml:"subnetId,omitempty"`
+	VpcID                 string                       `xml:"vpcId,omitempty"`
+	PrivateIPAddress      string                       `xml:"privateIpAddress,omitempty"`
+	IPAddress             string                       `xml:"ipAddress,omitempty"`
+	SourceDestCheck       bool                         `xml:"sourceDestCheck"`
+	GroupSet              ec2query.List[struct{}]      `xml:"groupSet"`
 	ClientToken           string                       `xml:"clientToken"`
 	TagSet                *ec2query.List[ec2query.Tag] `xml:"tagSet"`
 	Hypervisor            string                       `xml:"hypervisor"`
@@ -213,9 +242,37 @@ type cpuOptions struct {
 	ThreadsPerCore int `xml:"threadsPerCore"`
 }
 
-func (a *API) instanceItem(in instance.Instance) instanceItem {
+// dnsNamer gives an instance's private and public DNS names, as EC2 forms
+// them for the region; public names only where the VPC has DNS hostnames on.
+func (a *API) dnsNamer(ctx context.Context, account string) func(instance.Instance) (string, string) {
+	hostnames := map[string]bool{}
+	if vs, err := a.VPCs.VPCs(ctx, account); err == nil {
+		for _, v := range vs {
+			hostnames[v.ID] = v.DNSHostnames
+		}
+	}
+	return func(in instance.Instance) (private, public string) {
+		if ip := in.PrivateIP; ip != "" {
+			private = "ip-" + strings.ReplaceAll(ip, ".", "-") + "." + a.Region.privateDomain()
+		}
+		if ip := in.PublicIP; ip != "" && hostnames[in.VPCID] {
+			public = "ec2-" + strings.ReplaceAll(ip, ".", "-") + "." + a.Region.publicDomain()
+		}
+		return private, public
+	}
+}
+
+func (a *API) instanceItem(in instance.Instance, names func(instance.Instance) (string, string)) instanceItem {
 	it, _ := catalog.LookupInstanceType(in.InstanceType)
+	private, public := names(in)
 	item := instanceItem{
+		PrivateDNSName:        private,
+		DNSName:               public,
+		SubnetID:              in.SubnetID,
+		VpcID:                 in.VPCID,
+		PrivateIPAddress:      in.PrivateIP,
+		IPAddress:             in.PublicIP,
+		SourceDestCheck:       true,
 		InstanceID:            in.ID,
 		ImageID:               in.ImageID,
 		InstanceState:         stateOf(in.State),
@@ -280,6 +337,15 @@ var instanceFilters = map[string]ec2query.FilterFunc[instance.Instance]{
 	"owner-id":         func(in instance.Instance) []string { return []string{in.Account} },
 	"platform-details": func(in instance.Instance) []string { return []string{"Linux/UNIX"} },
 	"tenancy":          func(in instance.Instance) []string { return []string{"default"} },
+	"subnet-id":        func(in instance.Instance) []string { return []string{in.SubnetID} },
+	"vpc-id":           func(in instance.Instance) []string { return []string{in.VPCID} },
+	"private-ip-address": func(in instance.Instance) []string {
+		return nonEmpty(in.PrivateIP)
+	},
+	"ip-address": func(in instance.Instance) []string { return nonEmpty(in.PublicIP) },
+	"network-interface.addresses.private-ip-address": func(in instance.Instance) []string {
+		return nonEmpty(in.PrivateIP)
+	},
 }
 
 func instanceTags(in instance.Instance) ec2query.Tags { return in.Tags }
@@ -341,6 +407,7 @@ func (a *API) describeInstances(ctx context.Context, r *ec2query.Request) (any, 
 	if err != nil {
 		return nil, err
 	}
+	names := a.dnsNamer(ctx, r.Account)
 	// Group into reservations, in order of first appearance.
 	var out []reservationItem
 	index := map[string]int{}
@@ -351,7 +418,7 @@ func (a *API) describeInstances(ctx context.Context, r *ec2query.Request) (any, 
 			index[in.ReservationID] = i
 			out = append(out, reservationItem{ReservationID: in.ReservationID, OwnerID: in.Account})
 		}
-		out[i].InstancesSet.Items = append(out[i].InstancesSet.Items, a.instanceItem(in))
+		out[i].InstancesSet.Items = append(out[i].InstancesSet.Items, a.instanceItem(in, names))
 	}
 	return struct {
 		ReservationSet ec2query.List[reservationItem] `xml:"reservationSet"`
@@ -516,4 +583,11 @@ func (a *API) getConsoleOutput(ctx context.Context, r *ec2query.Request) (any, e
 		Timestamp  string `xml:"timestamp"`
 		Output     string `xml:"output"`
 	}{id, ec2query.Time(at), base64.StdEncoding.EncodeToString(out)}, nil
+}
+
+func nonEmpty(v string) []string {
+	if v == "" {
+		return nil
+	}
+	return []string{v}
 }

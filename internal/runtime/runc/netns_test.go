@@ -32,6 +32,11 @@ func TestJoinNetNS(t *testing.T) {
 	if out := mustExec(t, d, spec.ID, "ip -o link"); !strings.Contains(out, "probe0") {
 		t.Fatalf("links inside = %q, want the namespace's probe0", out)
 	}
+	// Instance root has no CAP_NET_BIND_SERVICE in a namespace it does not
+	// own: the driver opens the low ports (sshd binds 22).
+	if out := mustExec(t, d, spec.ID, "cat /proc/sys/net/ipv4/ip_unprivileged_port_start"); out != "0" {
+		t.Fatalf("ip_unprivileged_port_start inside = %q, want 0", out)
+	}
 	if out := mustExec(t, d, spec.ID, "ls /sys/kernel"); out == "" {
 		t.Fatal("/sys is empty inside")
 	}
