@@ -493,3 +493,73 @@ func TestAddresses(t *testing.T) {
 		t.Fatalf("reusing a terminated instance's address: %v", err)
 	}
 }
+
+func TestElasticIPs(t *testing.T) {
+	v := newEnv(t, 64)
+	ctx := context.Background()
+	ids := v.run(t, instance.RunSpec{MinCount: 2, MaxCount: 2})
+	a, b := ids[0], ids[1]
+	v.wait(t, a, instance.Running)
+	v.wait(t, b, instance.Running)
+	before, _ := v.svc.Get(ctx, account, a)
+
+	e, err := v.svc.AllocateAddress(ctx, account, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.svc.AssociateAddress(ctx, account, e.ID, "", a, "", false); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := v.svc.Get(ctx, account, a)
+	if in.PublicIP != e.PublicIP || in.ElasticIP != e.ID {
+		t.Fatalf("after associate: %+v", in)
+	}
+	if rev, _ := v.st.GetRev(ctx, vpc.PublicKey(netip.MustParseAddr(before.PublicIP)), new(vpc.Address)); rev != 0 {
+		t.Fatal("the replaced auto-assigned address is still claimed")
+	}
+	if _, err := v.svc.AssociateAddress(ctx, account, e.ID, "", b, "", false); code(err) != "Resource.AlreadyAssociated" {
+		t.Fatalf("move without AllowReassociation: %v", err)
+	}
+	if _, err := v.svc.AssociateAddress(ctx, account, e.ID, "", b, "", true); err != nil {
+		t.Fatal(err)
+	}
+	if in, _ := v.svc.Get(ctx, account, a); in.PublicIP != "" || in.ElasticIP != "" {
+		t.Fatalf("the instance it left: %+v", in)
+	}
+	if err := v.svc.ReleaseAddress(ctx, account, e.ID, ""); code(err) != "InvalidIPAddress.InUse" {
+		t.Fatalf("release while associated: %v", err)
+	}
+	// An Elastic IP stays across stop and start.
+	if _, err := v.svc.Stop(ctx, account, []string{b}, false); err != nil {
+		t.Fatal(err)
+	}
+	if in := v.wait(t, b, instance.Stopped); in.PublicIP != e.PublicIP {
+		t.Fatalf("stopped instance lost its Elastic IP: %+v", in)
+	}
+	if _, err := v.svc.Start(ctx, account, []string{b}); err != nil {
+		t.Fatal(err)
+	}
+	if in := v.wait(t, b, instance.Running); in.PublicIP != e.PublicIP {
+		t.Fatalf("started instance: %+v", in)
+	}
+	// Termination disassociates it; then it can be released.
+	if _, err := v.svc.Terminate(ctx, account, []string{b}); err != nil {
+		t.Fatal(err)
+	}
+	v.wait(t, b, instance.Terminated)
+	got, err := v.svc.Address(ctx, account, e.ID, "")
+	if err != nil || got.InstanceID != "" {
+		t.Fatalf("after termination: %+v %v", got, err)
+	}
+	if err := v.svc.ReleaseAddress(ctx, account, e.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < instance.MaxElasticIPs; i++ {
+		if _, err := v.svc.AllocateAddress(ctx, account, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := v.svc.AllocateAddress(ctx, account, nil); code(err) != "AddressLimitExceeded" {
+		t.Fatalf("sixth address: %v", err)
+	}
+}

@@ -205,10 +205,16 @@ func (a *Agent) ensureStopped(ctx context.Context, key string, in instance.Insta
 	if err := a.releasePublic(ctx, in); err != nil {
 		return err
 	}
-	if in.State == instance.Stopped && in.PublicIP == "" {
+	keepsPublic := in.ElasticIP != "" // an Elastic IP stays with a stopped instance
+	if in.State == instance.Stopped && (in.PublicIP == "" || keepsPublic) {
 		return nil
 	}
-	return a.setState(ctx, key, in, func(x *instance.Instance) { x.State, x.PublicIP = instance.Stopped, "" })
+	return a.setState(ctx, key, in, func(x *instance.Instance) {
+		x.State = instance.Stopped
+		if x.ElasticIP == "" {
+			x.PublicIP = ""
+		}
+	})
 }
 
 // releasePublic frees the instance's public address, if it still holds it.
@@ -220,6 +226,25 @@ func (a *Agent) releasePublic(ctx context.Context, in instance.Instance) error {
 		return nil
 	}
 	return a.releaseAddress(ctx, vpc.PublicKey(ip), in.ID)
+}
+
+// disassociateElasticIP takes a terminated instance's Elastic IP off it, as
+// EC2 does; the allocation stays the account's.
+func (a *Agent) disassociateElasticIP(ctx context.Context, in instance.Instance) error {
+	if in.ElasticIP == "" {
+		return nil
+	}
+	key := resource.Key(resource.Scope{Account: in.Account, Region: in.Region}, resource.ElasticIP, in.ElasticIP)
+	_, err := store.Update(ctx, a.Store, key, func(e *vpc.ElasticIP) error {
+		if e.InstanceID == in.ID {
+			e.AssociationID, e.InstanceID, e.PrivateIP = "", "", ""
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 // releaseAddress deletes an address claim held by holder (idempotent).
@@ -271,6 +296,9 @@ func (a *Agent) ensureTerminated(ctx context.Context, key string, in instance.In
 	if err := a.releasePublic(ctx, in); err != nil {
 		return err
 	}
+	if err := a.disassociateElasticIP(ctx, in); err != nil {
+		return err
+	}
 	if ip, err := netip.ParseAddr(in.PrivateIP); err == nil {
 		if err := a.releaseAddress(ctx, vpc.PrivateKey(in.Account, in.Region, in.VPCID, ip), in.ID); err != nil {
 			return err
@@ -278,7 +306,7 @@ func (a *Agent) ensureTerminated(ctx context.Context, key string, in instance.In
 	}
 	return a.setState(ctx, key, in, func(x *instance.Instance) {
 		x.State, x.TerminatedAt = instance.Terminated, a.Now().UTC()
-		x.PublicIP, x.PrivateIP = "", ""
+		x.PublicIP, x.PrivateIP, x.ElasticIP = "", "", ""
 	})
 }
 

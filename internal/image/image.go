@@ -35,7 +35,11 @@
 // (see cmd/nubo-init); booting it is tested here in user, mount, PID,
 // network, UTS and IPC namespaces over an overlay, with the host's /dev
 // nodes bound in (nodes inside a filesystem mounted in a user namespace
-// cannot be opened).
+// cannot be opened). debian-12 boots systemd as PID 1, unprivileged, under
+// the runc driver (tested there: internal/runtime/runc, TestBootDebian12);
+// its nubo-ready.service prints "nubo-init: ready (systemd)" on the console
+// once sshd is up, and cloud-init stays disabled until nubo serves instance
+// metadata.
 package image
 
 import (

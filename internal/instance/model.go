@@ -85,6 +85,9 @@ type Instance struct {
 	SubnetID  string `json:"subnetId"`
 	PrivateIP string `json:"privateIp"`
 	PublicIP  string `json:"publicIp,omitempty"` // auto-assigned; changes at every stop/start
+	// ElasticIP is the allocation ID of an associated Elastic IP, whose
+	// address is then PublicIP and stays across stop and start.
+	ElasticIP string `json:"elasticIp,omitempty"`
 	// AssignPublic: the instance gets a public address at every start.
 	AssignPublic bool   `json:"assignPublic,omitempty"`
 	MAC          string `json:"mac"`

@@ -515,7 +515,7 @@ func (s *Service) startOne(ctx context.Context, account, id string) (Change, err
 		in.StateReason, in.StateTransitionReason = ReasonPending, ""
 		in.LaunchTime = s.now()
 		ops := []store.Op{{Key: AllocationKey(in.Host), Value: alloc, ModRev: arev}}
-		if in.AssignPublic && in.PublicIP == "" { // a new public address at every start, as in EC2
+		if in.AssignPublic && in.PublicIP == "" && in.ElasticIP == "" { // a new public address at every start, as in EC2
 			pubs, claims, err := s.Public.Allocate(ctx, account, []string{id})
 			if err != nil {
 				return Change{}, err

@@ -69,3 +69,13 @@ func Prefix(cidr string) netip.Prefix {
 	p, _ := netip.ParsePrefix(cidr)
 	return p
 }
+
+// ElasticIP is the stored record of an Elastic IP (domain vpc).
+type ElasticIP struct {
+	resource.Meta
+	PublicIP      string `json:"publicIp"`
+	Owner         string `json:"owner"`
+	AssociationID string `json:"associationId,omitempty"`
+	InstanceID    string `json:"instanceId,omitempty"`
+	PrivateIP     string `json:"privateIp,omitempty"`
+}

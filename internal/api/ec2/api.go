@@ -76,6 +76,11 @@ func (a *API) Actions() map[string]ec2query.Handler {
 		"DeleteRoute":                   a.deleteRoute,
 		"AssociateRouteTable":           a.associateRouteTable,
 		"DisassociateRouteTable":        a.disassociateRouteTable,
+		"AllocateAddress":               a.allocateAddress,
+		"DescribeAddresses":             a.describeAddresses,
+		"AssociateAddress":              a.associateAddress,
+		"DisassociateAddress":           a.disassociateAddress,
+		"ReleaseAddress":                a.releaseAddress,
 	}
 }
 

@@ -23,6 +23,15 @@
 //		Logger: logger,
 //	})
 //
+// The shim binary is also the instances' OCI createRuntime hook (see
+// delegate.go), which gives instance root its cgroups so that an init that
+// manages cgroups, systemd, runs unprivileged; each run gets a pty from the
+// host as its /dev/console, copied into the console log by the shim (see
+// console.go); and Stop asks systemd to power off with the signal it wants
+// (see shutdownSignal). systemd powers off and reboots with reboot(2), which
+// in a PID namespace ends PID 1 as if by SIGINT (poweroff, halt: exit code
+// 130) or SIGHUP (reboot: 129).
+//
 // Host requirements: root, runc 1.1 (tested with cgroups v1 hybrid). Instance root runs
 // as an unprivileged host UID (Spec.UIDBase) while runc sets up the root
 // filesystem, so every directory above Spec.RootFS must be searchable by

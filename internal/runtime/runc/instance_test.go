@@ -56,6 +56,18 @@ func TestIsolation(t *testing.T) {
 		}
 		t.Fatalf("console log = %q, want %q", b, want)
 	})
+	t.Run("DevConsole", func(t *testing.T) {
+		// What systemd and its units write to /dev/console reaches the
+		// console log too, as written (no CR added).
+		mustExec(t, d, id, "echo written to /dev/console > /dev/console")
+		var b []byte
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if b, _ = os.ReadFile(spec.ConsoleLog); strings.Contains(string(b), "written to /dev/console\n") {
+				return
+			}
+		}
+		t.Fatalf("console log = %q, want what was written to /dev/console", b)
+	})
 	t.Run("Hostname", func(t *testing.T) {
 		if got := mustExec(t, d, id, "hostname"); got != spec.Hostname {
 			t.Fatalf("hostname inside = %q, want %q", got, spec.Hostname)

@@ -72,6 +72,22 @@ func TestOCISpec(t *testing.T) {
 	if sys := mountAt(s, "/sys"); sys.Type != "sysfs" || !slices.Contains(sys.Options, "ro") {
 		t.Errorf("/sys = %+v, want read-only sysfs", sys)
 	}
+	// systemd makes its cgroups below the instance's: the hook gives them
+	// to instance root, and the mount lets it write them.
+	if cg := mountAt(s, "/sys/fs/cgroup"); cg.Type != "cgroup" || slices.Contains(cg.Options, "ro") {
+		t.Errorf("/sys/fs/cgroup = %+v, want a writable cgroup mount", cg)
+	}
+	wantHook := []string{"/usr/bin/nubo", "runc-shim", "hook", "delegate-cgroup", "--uid", "100000", "--gid", "200000"}
+	if h := s.Hooks.CreateRuntime; len(h) != 1 || h[0].Path != "/usr/bin/nubo" || !slices.Equal(h[0].Args, wantHook) {
+		t.Errorf("createRuntime hooks = %+v, want %q", h, wantHook)
+	}
+	if c := mountAt(s, "/dev/console"); c.Destination != "" {
+		t.Errorf("/dev/console = %+v without a console", c)
+	}
+	s = ociSpec(testSpec(), ociOptions{CgroupParent: "/nubo", Shim: testShim, Console: "/dev/pts/7"})
+	if c := mountAt(s, "/dev/console"); c.Source != "/dev/pts/7" || !slices.Contains(c.Options, "bind") {
+		t.Errorf("/dev/console = %+v, want a bind of /dev/pts/7", c)
+	}
 }
 
 func TestOCISpecJoinedNetNS(t *testing.T) {
