@@ -230,13 +230,15 @@ func TestShutdownFromInside(t *testing.T) {
 	terminator := v.run(t, instance.RunSpec{ShutdownBehavior: "terminate", DeleteOnTermination: false})[0]
 	rebooter := v.run(t, instance.RunSpec{})[0]
 	crasher := v.run(t, instance.RunSpec{})[0]
-	for _, id := range []string{stopper, terminator, rebooter, crasher} {
+	systemd := v.run(t, instance.RunSpec{})[0]
+	for _, id := range []string{stopper, terminator, rebooter, crasher, systemd} {
 		v.wait(t, id, instance.Running)
 	}
 	_ = v.rt.Exit(stopper, exitPoweroff)
 	_ = v.rt.Exit(terminator, exitPoweroff)
 	_ = v.rt.Exit(rebooter, exitReboot)
 	_ = v.rt.Exit(crasher, 137)
+	_ = v.rt.Exit(systemd, exitPoweroffSyscall)
 
 	in := v.wait(t, stopper, instance.Stopped)
 	if in.StateReason.Code != "Client.InstanceInitiatedShutdown" || in.Desired != instance.Stopped {
@@ -249,6 +251,9 @@ func TestShutdownFromInside(t *testing.T) {
 	var vol volume.Volume
 	if _, err := v.st.Get(ctx, resource.Key(resource.Scope{Account: account, Region: "us-east-1"}, resource.Volume, in.RootVolumeID), &vol); err != nil || vol.State != "available" || vol.Attachment != nil {
 		t.Fatalf("kept volume: %+v %v", vol, err)
+	}
+	if in := v.wait(t, systemd, instance.Stopped); in.StateReason.Code != "Client.InstanceInitiatedShutdown" {
+		t.Fatalf("systemd poweroff (130): %+v", in.StateReason)
 	}
 	in = v.wait(t, crasher, instance.Stopped)
 	if in.StateReason.Code != "Server.InternalError" {

@@ -23,10 +23,13 @@ import (
 	"nubo/internal/vpc"
 )
 
-// Exit codes of nubo-init (see cmd/nubo-init).
+// How PID 1 ends: nubo-init exits 0 to power off and 129 to reboot (see
+// cmd/nubo-init); an init that calls reboot(2) (systemd) is ended by the
+// kernel with what runc reports as 129 for a restart and 130 for a power-off.
 const (
-	exitPoweroff = 0
-	exitReboot   = 129
+	exitPoweroff        = 0
+	exitReboot          = 129
+	exitPoweroffSyscall = 130
 )
 
 // ReadyMarker is the console line nubo-init prints once the instance is up.
@@ -173,15 +176,16 @@ func (a *Agent) exited(ctx context.Context, key string, in instance.Instance, co
 		a.Log.Info("instance rebooting itself", "instance_id", in.ID)
 		return a.Runtime.Start(ctx, in.ID)
 	}
+	poweroff := code == exitPoweroff || code == exitPoweroffSyscall
 	reason := instance.ReasonOSShutdown
-	if code != exitPoweroff {
+	if !poweroff {
 		reason = instance.ReasonCrashed
 	}
 	a.Log.Info("instance stopped by itself", "instance_id", in.ID, "exit_code", code)
 	err := a.setState(ctx, key, in, func(x *instance.Instance) {
 		x.StateReason = reason
 		x.StateTransitionReason = fmt.Sprintf("%s (%s)", strings.SplitN(reason.Code, ".", 2)[1], a.Now().UTC().Format("2006-01-02 15:04:05 MST"))
-		if code == exitPoweroff && x.ShutdownBehavior == "terminate" {
+		if poweroff && x.ShutdownBehavior == "terminate" {
 			x.Desired, x.State = instance.Terminated, instance.ShuttingDown
 		} else {
 			x.Desired, x.State = instance.Stopped, instance.Stopping

@@ -1,0 +1,61 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"nubo/internal/nubotest"
+)
+
+// TestSystemdImage boots debian-12, systemd as PID 1 the way a stock Debian
+// cloud image boots, through the API; poweroff inside stops it.
+func TestSystemdImage(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("instances need root")
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("instances need runc (make install)")
+	}
+	images, err := nubotest.ImageCache(context.Background(), "debian-12")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, c := start(t, "--image-dir", images)
+	t.Cleanup(func() { srv.Cleanup(t) })
+	d, err := c.DescribeImages(ctx(t), &ec2.DescribeImagesInput{Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"debian-12"}}}})
+	if err != nil || len(d.Images) != 1 {
+		t.Fatalf("debian-12 not registered: %v %+v", err, d)
+	}
+	out, err := c.RunInstances(ctx(t), &ec2.RunInstancesInput{ImageId: d.Images[0].ImageId, InstanceType: types.InstanceTypeT3Small,
+		MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(out.Instances[0].InstanceId)
+	waitState(t, c, "running", id)
+	if comm := inside(t, srv, id, "cat /proc/1/comm"); comm != "systemd" {
+		t.Fatalf("PID 1 is %q", comm)
+	}
+	if st := inside(t, srv, id, "systemctl is-system-running || true"); st != "running" && st != "degraded" {
+		t.Errorf("systemctl is-system-running: %s", st)
+	}
+	if !strings.Contains(inside(t, srv, id, "systemctl is-active ssh || true"), "active") {
+		t.Error("sshd is not running")
+	}
+	_ = exec.Command("nsenter", "-t", mustPID(t, srv, id), "-a", "systemctl", "poweroff").Run()
+	waitState(t, c, "stopped", id)
+	desc, err := c.DescribeInstances(ctx(t), &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := desc.Reservations[0].Instances[0].StateReason; r == nil || aws.ToString(r.Code) != "Client.InstanceInitiatedShutdown" {
+		t.Fatalf("state reason after poweroff: %+v", r)
+	}
+}
