@@ -568,3 +568,19 @@ func TestElasticIPs(t *testing.T) {
 		t.Fatalf("sixth address: %v", err)
 	}
 }
+
+// TestLargeLaunch: a launch of many instances is one transaction; etcd must
+// take it (nubo raises its per-transaction limits).
+func TestLargeLaunch(t *testing.T) {
+	v := newEnv(t, 1000)
+	res, err := v.svc.Run(context.Background(), account, instance.RunSpec{ImageID: v.image, InstanceType: "t3.nano",
+		MinCount: 200, MaxCount: 200, ShutdownBehavior: "stop"})
+	if err != nil || len(res.Instances) != 200 {
+		t.Fatalf("200 at once: %v", err)
+	}
+	_, err = v.svc.Run(context.Background(), account, instance.RunSpec{ImageID: v.image, InstanceType: "t3.nano",
+		MinCount: instance.MaxLaunch + 1, MaxCount: instance.MaxLaunch + 1, ShutdownBehavior: "stop"})
+	if code(err) != "InstanceLimitExceeded" {
+		t.Fatalf("over the launch limit: %v", err)
+	}
+}

@@ -37,6 +37,11 @@ type Service struct {
 	Now      func() time.Time
 }
 
+// MaxLaunch is the most instances one RunInstances launches (EC2's
+// max-instances account attribute): the launch is one etcd transaction of a
+// few writes per instance.
+const MaxLaunch = 1000
+
 // RunSpec is a validated RunInstances request.
 type RunSpec struct {
 	ImageID, InstanceType, KeyName, Zone string
@@ -118,6 +123,10 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 		return Reservation{}, apierr.New(apierr.InvalidParameterValue,
 			"Volume of size %dGB is smaller than snapshot of image %s, expect size >= %dGB", spec.RootSizeGiB, im.ID, im.SizeGiB)
 	}
+	if spec.MinCount > MaxLaunch {
+		return Reservation{}, apierr.New("InstanceLimitExceeded", "You have requested more instances (%d) than your current instance limit of %d allows.", spec.MinCount, MaxLaunch)
+	}
+	spec.MaxCount = min(spec.MaxCount, MaxLaunch)
 	hash := spec.hash()
 	idemKey := store.Root + "idem/" + account + "/" + s.Region + "/RunInstances/" + spec.ClientToken
 

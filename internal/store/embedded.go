@@ -11,6 +11,12 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
+// What nubo's transactions need of etcd (the defaults are 128 and 1.5 MiB).
+const (
+	MaxTxnOps       = 8192
+	MaxRequestBytes = 16 << 20
+)
+
 // Embedded is a single-member etcd running inside the nubo process, the
 // default for one machine. It listens on unix sockets in its directory only, so
 // several nubo servers on one host never fight over ports; its clients use the
@@ -45,6 +51,11 @@ func StartEmbedded(ctx context.Context, dir string) (*Embedded, error) {
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	cfg.LogLevel = "error"
 	cfg.LogOutputs = []string{filepath.Join(abs, "etcd.log")}
+	// A launch of many instances is one transaction of a few writes per
+	// instance (see instance.MaxLaunch); an external cluster needs the same
+	// (--max-txn-ops, --max-request-bytes).
+	cfg.MaxTxnOps = MaxTxnOps
+	cfg.MaxRequestBytes = MaxRequestBytes
 	cfg.AutoCompactionMode = "periodic"
 	cfg.AutoCompactionRetention = "1h"
 
