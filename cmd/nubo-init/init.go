@@ -145,7 +145,10 @@ func (in *initd) boot() {
 
 // Host key types, fast first: ed25519 and ECDSA take milliseconds, RSA
 // takes a good fraction of a second (seconds on a busy host), so it is made
-// after sshd is up (see addSlowHostKeys) rather than delaying every first boot.
+// after sshd is up (see addSlowHostKeys) rather than delaying every first
+// boot. sshd offers it from its next start: reloading sshd now would close
+// its listening socket for a moment and refuse connections (every client
+// since OpenSSH 6.5 takes an ed25519 key anyway).
 var (
 	fastHostKeys = []string{"ed25519", "ecdsa"}
 	slowHostKeys = []string{"rsa"}
@@ -190,9 +193,9 @@ func (in *initd) makeHostKeysNice(types []string, idle bool) bool {
 	return ok
 }
 
-// addSlowHostKeys makes the missing slow host keys in the background and
-// has sshd (pid) load them: SIGHUP makes sshd re-read its keys.
-func (in *initd) addSlowHostKeys(pid int) {
+// addSlowHostKeys makes the missing slow host keys in the background, for
+// sshd's next start.
+func (in *initd) addSlowHostKeys() {
 	missing := false
 	for _, t := range slowHostKeys {
 		if _, err := os.Stat(in.path("etc/ssh/ssh_host_" + t + "_key")); err != nil {
@@ -207,8 +210,7 @@ func (in *initd) addSlowHostKeys(pid int) {
 		if !in.makeHostKeysNice(slowHostKeys, true) || in.procs.isClosed() {
 			return
 		}
-		in.con.logf("SSH host keys (%s) ready in %s; reloading sshd", strings.Join(slowHostKeys, ", "), since(t0))
-		_ = syscall.Kill(pid, syscall.SIGHUP)
+		in.con.logf("SSH host keys (%s) ready in %s, for sshd's next start", strings.Join(slowHostKeys, ", "), since(t0))
 	}()
 }
 

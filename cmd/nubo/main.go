@@ -84,7 +84,9 @@ func serve(args []string) error {
 	vcpus := fl.Int("host-vcpus", 64*goruntime.NumCPU(), "vCPUs this host offers to instances (containers share cores)")
 	memMiB := fl.Int64("host-memory-mib", 4*hostMemoryMiB(), "memory this host offers to instances, MiB (limits, not reservations)")
 	ttl := fl.Duration("terminated-ttl", time.Hour, "how long terminated instances stay visible")
-	pool := fl.String("public-pool", "198.18.0.0/15", "the range public and Elastic IPs come from (never routed off this machine)")
+	pool := fl.String("public-pool", "198.18.0.0/15", "the range public and Elastic IPs come from; the host routes it to nubo (never off this machine)")
+	netPrefix := fl.String("net-prefix", "nubo", "prefix of the network namespaces nubo makes")
+	hostLink := fl.String("host-link", "nubo0", "name of the one link nubo adds to the host, toward --public-pool")
 	cleanup := fl.Bool("cleanup", false, "stop and remove every instance, cgroup and mount nubo made on this host, then exit")
 	_ = fl.Parse(args)
 	if *cleanup {
@@ -94,7 +96,7 @@ func serve(args []string) error {
 		*imageDir = filepath.Join(*dataDir, "images")
 	}
 	publicPool, err := netip.ParsePrefix(*pool)
-	if err != nil || !publicPool.Addr().Is4() || publicPool.Bits() > 28 {
+	if err != nil || !publicPool.Addr().Is4() || publicPool.Bits() > 28 || publicPool.Masked() != publicPool {
 		return fmt.Errorf("--public-pool %q: want an IPv4 CIDR of at least 16 addresses", *pool)
 	}
 	if *hostName == "" {
@@ -118,6 +120,8 @@ func serve(args []string) error {
 		Host:          instance.Host{Name: *hostName, VCPUs: *vcpus, MemoryMiB: *memMiB},
 		TerminatedTTL: *ttl,
 		PublicPool:    publicPool.Masked(),
+		NetPrefix:     *netPrefix,
+		HostLink:      *hostLink,
 		Log:           log,
 		Ready: func(endpoint string, accounts *account.Set) {
 			a := accounts.Default()

@@ -8,6 +8,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -17,9 +18,11 @@ import (
 
 	"nubo/internal/ami"
 	"nubo/internal/instance"
+	"nubo/internal/network"
 	"nubo/internal/runtime"
 	"nubo/internal/store"
 	"nubo/internal/volume"
+	"nubo/internal/vpc"
 )
 
 // Agent reconciles one host.
@@ -27,8 +30,10 @@ type Agent struct {
 	Store   *store.Store
 	Host    string
 	Runtime runtime.Driver
+	Network network.Driver
 	Roots   RootVolumes
 	Images  *ami.Registry
+	VPCs    *vpc.Service
 	// ImageRoot returns the local root filesystem directory of an image.
 	ImageRoot func(im ami.Image) string
 	Dir       string // per-instance state: DATA/instances
@@ -48,6 +53,7 @@ type Agent struct {
 
 	mu      sync.Mutex
 	checked map[string]time.Time // when a booting instance's runtime state was last read
+	public  map[string]string    // the public address the data plane maps for each instance
 }
 
 // RootVolumes mounts instances' root volumes (volume.Roots on a real host).
@@ -62,6 +68,9 @@ var _ RootVolumes = volume.Roots{}
 // Run reconciles until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
 	a.defaults()
+	if err := a.Network.EnsureHost(ctx); err != nil {
+		return fmt.Errorf("the host's network: %w", err)
+	}
 	a.queue = newQueue()
 	for i := 0; i < a.Workers; i++ {
 		a.wg.Add(1)

@@ -2,10 +2,10 @@ package agent
 
 import (
 	"context"
-	"net/netip"
 	"errors"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -16,6 +16,8 @@ import (
 	"nubo/internal/apierr"
 	"nubo/internal/instance"
 	"nubo/internal/keypair"
+	"nubo/internal/network"
+	netfake "nubo/internal/network/fake"
 	"nubo/internal/resource"
 	"nubo/internal/runtime"
 	"nubo/internal/runtime/fake"
@@ -31,6 +33,7 @@ type env struct {
 	st     *store.Store
 	svc    *instance.Service
 	rt     *fake.Driver
+	net    *netfake.Driver
 	roots  *fakeRoots
 	image  string
 	dir    string
@@ -60,7 +63,7 @@ func newEnv(t *testing.T, vcpus int) *env {
 	if err := st.Apply(ctx, store.Op{Key: instance.HostKey("h1"), Value: host, ModRev: -1}); err != nil {
 		t.Fatal(err)
 	}
-	v := &env{st: st, rt: fake.New(), roots: &fakeRoots{mounted: map[string]bool{}, deleted: map[string]bool{}}, image: im.ID, dir: t.TempDir()}
+	v := &env{st: st, rt: fake.New(), net: netfake.New(netfake.Config{PublicRange: netip.MustParsePrefix("198.18.0.0/24")}), roots: &fakeRoots{mounted: map[string]bool{}, deleted: map[string]bool{}}, image: im.ID, dir: t.TempDir()}
 	v.svc = &instance.Service{Store: st, Region: "us-east-1", Zones: []string{"us-east-1a"}, Host: "h1", Images: reg, KeyPairs: &keypair.Service{Store: st},
 		VPCs:   &vpc.Service{Store: st, Region: "us-east-1", Zones: []vpc.Zone{{Name: "us-east-1a", ID: "use1-az1"}}},
 		Public: &vpc.PublicPool{Store: st, Prefix: netip.MustParsePrefix("198.18.0.0/24")}}
@@ -69,7 +72,7 @@ func newEnv(t *testing.T, vcpus int) *env {
 }
 
 func (v *env) startAgent(t *testing.T) {
-	a := &Agent{Store: v.st, Host: "h1", Runtime: v.rt, Roots: v.roots, Images: v.svc.Images,
+	a := &Agent{Store: v.st, Host: "h1", Runtime: v.rt, Network: v.net, VPCs: v.svc.VPCs, Roots: v.roots, Images: v.svc.Images,
 		ImageRoot: func(im ami.Image) string { return "/images/" + im.Location }, Dir: v.dir,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Ready: func(string) bool { return true },
 		Resync: 100 * time.Millisecond, StopGrace: time.Second, TerminatedTTL: time.Hour}
@@ -582,5 +585,79 @@ func TestLargeLaunch(t *testing.T) {
 		MinCount: instance.MaxLaunch + 1, MaxCount: instance.MaxLaunch + 1, ShutdownBehavior: "stop"})
 	if code(err) != "InstanceLimitExceeded" {
 		t.Fatalf("over the launch limit: %v", err)
+	}
+}
+
+// TestNetworkWiring: the agent gives a running instance its interface, its
+// public address and DNS names, moves an Elastic IP's mapping with it, and
+// takes it all away at stop.
+func TestNetworkWiring(t *testing.T) {
+	v := newEnv(t, 64)
+	ctx := context.Background()
+	ids := v.run(t, instance.RunSpec{MinCount: 2, MaxCount: 2})
+	a := v.wait(t, ids[0], instance.Running)
+	b := v.wait(t, ids[1], instance.Running)
+	observe := func() (map[string]string, map[string]string, *network.DNS) {
+		st, err := v.net.Observe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		attached, public := map[string]string{}, map[string]string{}
+		var dns *network.DNS
+		for _, in := range st.Instances {
+			for _, ifc := range in.Interfaces {
+				attached[in.InstanceID] = ifc.PrivateIP.String()
+			}
+		}
+		for _, vs := range st.VPCs {
+			for _, p := range vs.PublicIPs {
+				public[p.PublicIP.String()] = p.PrivateIP.String()
+			}
+			if vs.VPC.ID == a.VPCID {
+				dns = vs.DNS
+			}
+		}
+		return attached, public, dns
+	}
+	attached, public, dns := observe()
+	if attached[a.ID] != a.PrivateIP || public[a.PublicIP] != a.PrivateIP || public[b.PublicIP] != b.PrivateIP {
+		t.Fatalf("attached %v public %v", attached, public)
+	}
+	if spec, _ := v.rt.Spec(a.ID); spec.NetNS == "" {
+		t.Fatal("the runtime was not given the instance's network namespace")
+	}
+	if dns == nil || len(dns.Records) < 2 {
+		t.Fatalf("dns %+v", dns)
+	}
+
+	e, err := v.svc.AllocateAddress(ctx, account, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.svc.AssociateAddress(ctx, account, e.ID, "", a.ID, "", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.svc.AssociateAddress(ctx, account, e.ID, "", b.ID, "", true); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, public, _ = observe()
+		if public[e.PublicIP] == b.PrivateIP && public[a.PublicIP] == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Elastic IP %s mapping %v, want it on %s", e.PublicIP, public, b.PrivateIP)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	if _, err := v.svc.Stop(ctx, account, []string{b.ID}, false); err != nil {
+		t.Fatal(err)
+	}
+	v.wait(t, b.ID, instance.Stopped)
+	attached, public, _ = observe()
+	if _, ok := attached[b.ID]; ok || public[e.PublicIP] != "" {
+		t.Fatalf("stopped instance still on the network: %v %v", attached, public)
 	}
 }

@@ -103,7 +103,7 @@ func (a *Agent) ensureRunning(ctx context.Context, key string, in instance.Insta
 	switch {
 	case current && st.Status == runtime.Running:
 		if in.State != instance.Pending {
-			return nil
+			return a.syncPublic(ctx, in) // an Elastic IP may have come or gone
 		}
 		a.later(ctx, key, 25*time.Millisecond) // not ready yet: look again soon
 		return nil
@@ -135,6 +135,10 @@ func (a *Agent) boot(ctx context.Context, key string, in instance.Instance, exis
 	if err := a.Roots.Mount(in.RootVolumeID, a.ImageRoot(im), a.rootfs(in.ID), im.UIDBase); err != nil {
 		return err
 	}
+	netns, err := a.attachNetwork(ctx, in)
+	if err != nil {
+		return err
+	}
 	if !exists {
 		it, ok := catalog.LookupInstanceType(in.InstanceType)
 		if !ok {
@@ -145,6 +149,7 @@ func (a *Agent) boot(ctx context.Context, key string, in instance.Instance, exis
 			Env:   []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "container=nubo"},
 			VCPUs: int(it.VCpuInfo.DefaultVCpus), MemoryMiB: it.MemoryInfo.SizeInMiB, PidsLimit: pidsLimit(it.MemoryInfo.SizeInMiB),
 			UIDBase: im.UIDBase, GIDBase: im.UIDBase, IDCount: 65536,
+			NetNS:      netns,
 			ConsoleLog: a.console(in.ID),
 		}
 		if err := a.Runtime.Create(ctx, spec); err != nil {
@@ -203,6 +208,9 @@ func (a *Agent) ensureStopped(ctx context.Context, key string, in instance.Insta
 		grace = 0 // StopInstances --force: no time to flush or shut down
 	}
 	if err := a.halt(ctx, in.ID, grace); err != nil {
+		return err
+	}
+	if err := a.detachNetwork(ctx, in); err != nil {
 		return err
 	}
 	// A stopped instance keeps its private address and loses its public one.
@@ -294,6 +302,9 @@ func (a *Agent) ensureTerminated(ctx context.Context, key string, in instance.In
 	if err := a.halt(ctx, in.ID, a.StopGrace); err != nil {
 		return err
 	}
+	if err := a.detachNetwork(ctx, in); err != nil {
+		return err
+	}
 	if err := a.releaseRootVolume(ctx, in); err != nil {
 		return err
 	}
@@ -359,7 +370,7 @@ func (a *Agent) removeOrphan(ctx context.Context, id string) error {
 	if err := a.halt(ctx, id, a.StopGrace); err != nil {
 		return err
 	}
-	return nil
+	return a.Network.Detach(ctx, id)
 }
 
 // waitsForMarker: nubo's images say when the instance is up; another init

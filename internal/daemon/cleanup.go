@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -38,6 +39,17 @@ func Cleanup(ctx context.Context, dataDir string) error {
 	for _, d := range dirs {
 		if err := roots.Unmount(d); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	// The data plane this server made: namespaces, the host's link and route.
+	if b, err := os.ReadFile(filepath.Join(dataDir, netConfigFile)); err == nil {
+		var nc NetConfig
+		if err := json.Unmarshal(b, &nc); err != nil {
+			errs = append(errs, fmt.Errorf("reading %s: %w", netConfigFile, err))
+		} else if nd, err := Network(nc); err != nil {
+			errs = append(errs, err)
+		} else if err := nd.Teardown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("tearing the network down: %w", err))
 		}
 	}
 	if len(errs) == 0 {

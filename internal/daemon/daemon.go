@@ -35,6 +35,8 @@ type Config struct {
 	Zones         []string // zone letters
 	ImageDir      string   // built images; default DataDir/images
 	PublicPool    netip.Prefix
+	NetPrefix     string // names of nubo's network namespaces (default "nubo")
+	HostLink      string // the one link nubo adds to the host (default "nubo0")
 	Host          instance.Host
 	TerminatedTTL time.Duration
 	Log           *slog.Logger
@@ -102,7 +104,7 @@ func Run(ctx context.Context, cfg Config) error {
 	vpcs := &vpc.Service{Store: st, Region: cfg.Region, Zones: vzones}
 	keys := &keypair.Service{Store: st}
 	images := &ami.Registry{Store: st, Region: cfg.Region}
-	host, err := startHost(ctx, cfg, st, images)
+	host, err := startHost(ctx, cfg, st, images, vpcs)
 	if err != nil {
 		return err
 	}
@@ -177,15 +179,19 @@ func checkTraversable(dir string) error {
 }
 
 func writeInfo(dir string, info Info) error {
-	b, err := json.MarshalIndent(info, "", "  ")
+	return writeJSON(filepath.Join(dir, InfoFile), info)
+}
+
+// writeJSON writes v to path atomically (mode 0600).
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, InfoFile+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("writing %s: %w", InfoFile, err)
+	if err := os.WriteFile(path+".tmp", append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	return os.Rename(tmp, filepath.Join(dir, InfoFile))
+	return os.Rename(path+".tmp", path)
 }
 
 // ReadInfo reads what the last server wrote in dir.

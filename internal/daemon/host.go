@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -12,15 +13,19 @@ import (
 	"nubo/internal/ami"
 	"nubo/internal/image"
 	"nubo/internal/instance"
+	"nubo/internal/network"
+	netlinux "nubo/internal/network/linux"
 	"nubo/internal/runtime"
 	"nubo/internal/runtime/runc"
 	"nubo/internal/store"
 	"nubo/internal/volume"
+	"nubo/internal/vpc"
 )
 
-// host is this machine's share of nubo: its runtime and its agent.
+// host is this machine's share of nubo: its runtime, network and agent.
 type host struct {
 	agent  *agent.Agent
+	net    network.Driver
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -28,6 +33,22 @@ type host struct {
 func (h *host) stop() {
 	h.cancel()
 	h.wg.Wait()
+	_ = h.net.Close() // stops the VPC resolvers; instances keep their network
+}
+
+// NetConfig is how this host's data plane is named; the server records it in
+// the data dir so that --cleanup can remove exactly what it made.
+type NetConfig struct {
+	Prefix     string       `json:"prefix"`
+	HostLink   string       `json:"hostLink"`
+	PublicPool netip.Prefix `json:"publicPool"`
+}
+
+const netConfigFile = "network.json"
+
+// Network opens the data plane named by nc.
+func Network(nc NetConfig) (*netlinux.Driver, error) {
+	return netlinux.New(netlinux.Config{Prefix: nc.Prefix, HostLink: nc.HostLink, PublicRange: nc.PublicPool})
 }
 
 // Runtime opens the instance runtime kept under dataDir.
@@ -43,10 +64,18 @@ func Runtime(dataDir string) (runtime.Driver, error) {
 	return runc.New(runc.Config{Root: root, Shim: []string{exe, "runc-shim"}})
 }
 
-func startHost(ctx context.Context, cfg Config, st *store.Store, images *ami.Registry) (*host, error) {
+func startHost(ctx context.Context, cfg Config, st *store.Store, images *ami.Registry, vpcs *vpc.Service) (*host, error) {
 	rt, err := Runtime(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("opening the instance runtime: %w", err)
+	}
+	nc := NetConfig{Prefix: cfg.NetPrefix, HostLink: cfg.HostLink, PublicPool: cfg.PublicPool}
+	nd, err := Network(nc)
+	if err != nil {
+		return nil, fmt.Errorf("opening the network: %w", err)
+	}
+	if err := writeJSON(filepath.Join(cfg.DataDir, netConfigFile), nc); err != nil {
+		return nil, err
 	}
 	if err := st.Apply(ctx, store.Op{Key: instance.HostKey(cfg.Host.Name), Value: cfg.Host, ModRev: -1}); err != nil {
 		return nil, fmt.Errorf("registering host %s: %w", cfg.Host.Name, err)
@@ -56,7 +85,7 @@ func startHost(ctx context.Context, cfg Config, st *store.Store, images *ami.Reg
 		return nil, err
 	}
 	a := &agent.Agent{
-		Store: st, Host: cfg.Host.Name, Runtime: rt,
+		Store: st, Host: cfg.Host.Name, Runtime: rt, Network: nd, VPCs: vpcs,
 		Roots:         volume.Roots{Dir: filepath.Join(cfg.DataDir, "volumes")},
 		Images:        images,
 		ImageRoot:     func(im ami.Image) string { return filepath.Join(cfg.ImageDir, im.Location, "rootfs") },
@@ -65,7 +94,7 @@ func startHost(ctx context.Context, cfg Config, st *store.Store, images *ami.Reg
 		TerminatedTTL: cfg.TerminatedTTL,
 	}
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	h := &host{agent: a, cancel: cancel}
+	h := &host{agent: a, net: nd, cancel: cancel}
 	h.wg.Add(2)
 	go func() {
 		defer h.wg.Done()

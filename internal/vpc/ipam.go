@@ -189,3 +189,30 @@ func (pp *PublicPool) Allocate(ctx context.Context, account string, holders []st
 	}
 	return ips, ops, nil
 }
+
+// PrivateDomain is the domain of private DNS names: ec2.internal in
+// us-east-1, <region>.compute.internal elsewhere, as in EC2.
+func PrivateDomain(region string) string {
+	if region == "us-east-1" {
+		return "ec2.internal"
+	}
+	return region + ".compute.internal"
+}
+
+// PublicDomain is the domain of public DNS names.
+func PublicDomain(region string) string {
+	if region == "us-east-1" {
+		return "compute-1.amazonaws.com"
+	}
+	return region + ".compute.amazonaws.com"
+}
+
+// PrivateDNSName is EC2's name for a private address: ip-a-b-c-d.<domain>.
+func PrivateDNSName(region string, ip netip.Addr) string {
+	return "ip-" + strings.ReplaceAll(ip.String(), ".", "-") + "." + PrivateDomain(region)
+}
+
+// PublicDNSName is EC2's name for a public address: ec2-a-b-c-d.<domain>.
+func PublicDNSName(region string, ip netip.Addr) string {
+	return "ec2-" + strings.ReplaceAll(ip.String(), ".", "-") + "." + PublicDomain(region)
+}

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"testing"
 	"time"
@@ -62,4 +63,9 @@ func wantAPIError(t *testing.T, err error, code string, status int) {
 	if status != 0 && errors.As(err, &re) && re.HTTPStatusCode() != status {
 		t.Fatalf("%s: want HTTP %d, got %d", code, status, re.HTTPStatusCode())
 	}
+}
+
+func decode(b64 string) string {
+	b, _ := base64.StdEncoding.DecodeString(b64)
+	return string(b)
 }

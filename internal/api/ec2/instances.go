@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"nubo/internal/catalog"
 	"nubo/internal/instance"
 	"nubo/internal/resource"
+	"nubo/internal/vpc"
 )
 
 func (a *API) runInstances(ctx context.Context, r *ec2query.Request) (any, error) {
@@ -252,11 +254,11 @@ func (a *API) dnsNamer(ctx context.Context, account string) func(instance.Instan
 		}
 	}
 	return func(in instance.Instance) (private, public string) {
-		if ip := in.PrivateIP; ip != "" {
-			private = "ip-" + strings.ReplaceAll(ip, ".", "-") + "." + a.Region.privateDomain()
+		if ip, err := netip.ParseAddr(in.PrivateIP); err == nil {
+			private = vpc.PrivateDNSName(a.Region.Name, ip)
 		}
-		if ip := in.PublicIP; ip != "" && hostnames[in.VPCID] {
-			public = "ec2-" + strings.ReplaceAll(ip, ".", "-") + "." + a.Region.publicDomain()
+		if ip, err := netip.ParseAddr(in.PublicIP); err == nil && hostnames[in.VPCID] {
+			public = vpc.PublicDNSName(a.Region.Name, ip)
 		}
 		return private, public
 	}

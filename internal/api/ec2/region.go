@@ -30,23 +30,6 @@ func NewRegion(name, endpoint string, letters []string) Region {
 	return r
 }
 
-// privateDomain is the domain of private DNS names: ec2.internal in
-// us-east-1, <region>.compute.internal elsewhere.
-func (r Region) privateDomain() string {
-	if r.Name == "us-east-1" {
-		return "ec2.internal"
-	}
-	return r.Name + ".compute.internal"
-}
-
-// publicDomain is the domain of public DNS names.
-func (r Region) publicDomain() string {
-	if r.Name == "us-east-1" {
-		return "compute-1.amazonaws.com"
-	}
-	return r.Name + ".compute.amazonaws.com"
-}
-
 // zonePrefix shortens a region as AWS's zone IDs do: us-east-1 → use1,
 // ap-southeast-2 → apse2, eu-central-1 → euc1.
 func zonePrefix(region string) string {
