@@ -45,7 +45,17 @@ type Config struct {
 	NetNSDir string
 	// MTU of every link (default 1500).
 	MTU int
+	// GSOMaxSize is the largest packet the stack hands a link of nubo's
+	// before segmentation, and GRO builds (IPv4 "BIG TCP", kernel 6.3+):
+	// default 185000 (the kernel's own default is 65536); -1 leaves the
+	// kernel's. Every hop costs per packet, not per byte, so bigger packets
+	// make the extra hops of a VPC nearly free.
+	GSOMaxSize int
 }
+
+// DefaultGSOMaxSize is the packet size of nubo's links when Config leaves
+// it out (as Cilium's BIG TCP uses).
+const DefaultGSOMaxSize = 185000
 
 // DefaultPublicRange is the public range when Config leaves it out.
 var DefaultPublicRange = netip.MustParsePrefix("198.18.0.0/15")
@@ -66,6 +76,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MTU == 0 {
 		c.MTU = 1500
 	}
+	if c.GSOMaxSize == 0 {
+		c.GSOMaxSize = DefaultGSOMaxSize
+	}
 	switch {
 	case !network.ValidID(c.Prefix, c.Prefix[:1]) || len(c.Prefix) > 32:
 		return c, fmt.Errorf("%w: prefix %q", network.ErrInvalid, c.Prefix)
@@ -75,6 +88,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: public range %s: an IPv4 block of /29 or more", network.ErrInvalid, c.PublicRange)
 	case c.MTU < 576 || c.MTU > 65535:
 		return c, fmt.Errorf("%w: MTU %d", network.ErrInvalid, c.MTU)
+	case c.GSOMaxSize != -1 && (c.GSOMaxSize < 65536 || c.GSOMaxSize > 512*1024):
+		return c, fmt.Errorf("%w: GSO size %d: 65536 to 524288, or -1", network.ErrInvalid, c.GSOMaxSize)
 	}
 	return c, nil
 }

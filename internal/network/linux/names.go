@@ -27,9 +27,9 @@ var (
 
 func (d *Driver) nsPath(name string) string { return filepath.Join(d.cfg.NetNSDir, name) }
 
-func (d *Driver) gwName() string                 { return d.cfg.Prefix + "-gw" }
-func (d *Driver) gwNS() string                   { return d.nsPath(d.gwName()) }
-func (d *Driver) routerNS(vpcID string) string   { return d.nsPath(d.cfg.Prefix + "-" + vpcID) }
+func (d *Driver) gwName() string                  { return d.cfg.Prefix + "-gw" }
+func (d *Driver) gwNS() string                    { return d.nsPath(d.gwName()) }
+func (d *Driver) routerNS(vpcID string) string    { return d.nsPath(d.cfg.Prefix + "-" + vpcID) }
 func (d *Driver) instanceNS(instID string) string { return d.nsPath(d.cfg.Prefix + "-" + instID) }
 
 // hostAlias marks the host link as this driver's.

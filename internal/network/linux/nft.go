@@ -18,10 +18,14 @@ import (
 //	map to_public       private IP → public IP (SNAT of outbound traffic)
 //	set natted          the private IPs that have a public IP (keys of to_public)
 //
-// Per-packet work is a few hash and interval lookups, whatever the number of
-// public IPs. Traffic between instances of the VPC skips conntrack; traffic
-// through the gateway is NATed by conntrack and filtered statelessly, so
-// clearing a public IP cuts its flows at once.
+// NAT is stateless, one to one, as EC2's internet gateway does it: the
+// destination of what comes from the gateway and the source of what goes to
+// it are rewritten by map lookup, packet by packet, with no connection
+// tracking. Per-packet work is a few hash and interval lookups whatever
+// the number of public IPs; a change of the maps applies to the next
+// packet, so a public IP moves at once and a cleared one is cut at once.
+// (ICMP errors about such traffic keep the private address in their quoted
+// header.)
 const (
 	nftTable      = "nubo"
 	setSubnets    = "subnets"
@@ -29,7 +33,6 @@ const (
 	setNatted     = "natted"
 	mapToPrivate  = "to_private"
 	mapToPublic   = "to_public"
-	chainRaw      = "raw_prerouting"
 	chainDNAT     = "prerouting"
 	chainSNAT     = "postrouting"
 	chainForward  = "forward"
@@ -40,7 +43,7 @@ const (
 // routerRuleset adds the router's table, sets, maps and chains to tx (adding
 // what exists is a no-op) and replaces the chains' rules; set and map
 // elements are left alone.
-func routerRuleset(tx *knftables.Transaction, vpcID string, vpcCIDR netip.Prefix) {
+func routerRuleset(tx *knftables.Transaction, vpcID string) {
 	tx.Add(&knftables.Table{Comment: knftables.PtrTo("nubo VPC router " + vpcID)})
 	tx.Add(&knftables.Set{Name: setSubnets, Type: "ipv4_addr", Flags: []knftables.SetFlag{knftables.IntervalFlag}})
 	tx.Add(&knftables.Set{Name: setPublic, Type: "ipv4_addr", Flags: []knftables.SetFlag{knftables.IntervalFlag}})
@@ -55,13 +58,10 @@ func routerRuleset(tx *knftables.Transaction, vpcID string, vpcCIDR netip.Prefix
 			tx.Add(&knftables.Rule{Chain: name, Rule: r})
 		}
 	}
-	chain(chainRaw, knftables.FilterType, knftables.PreroutingHook, knftables.RawPriority, knftables.AcceptPolicy,
-		// Instance to instance: no NAT, so no connection tracking.
-		knftables.Concat("iifname !=", transitIfname, "ip daddr", vpcCIDR.String(), "notrack"))
-	chain(chainDNAT, knftables.NATType, knftables.PreroutingHook, knftables.DNATPriority, knftables.AcceptPolicy,
-		knftables.Concat("iifname", transitIfname, "dnat to ip daddr map", "@"+mapToPrivate))
-	chain(chainSNAT, knftables.NATType, knftables.PostroutingHook, knftables.SNATPriority, knftables.AcceptPolicy,
-		knftables.Concat("oifname", transitIfname, "snat to ip saddr map", "@"+mapToPublic))
+	chain(chainDNAT, knftables.FilterType, knftables.PreroutingHook, knftables.RawPriority, knftables.AcceptPolicy,
+		knftables.Concat("iifname", transitIfname, "ip daddr set ip daddr map", "@"+mapToPrivate))
+	chain(chainSNAT, knftables.FilterType, knftables.PostroutingHook, knftables.SNATPriority, knftables.AcceptPolicy,
+		knftables.Concat("oifname", transitIfname, "ip saddr set ip saddr map", "@"+mapToPublic))
 	chain(chainForward, knftables.FilterType, knftables.ForwardHook, knftables.FilterPriority, knftables.DropPolicy,
 		// Between the VPC's instances (source addresses are checked by
 		// strict reverse-path filtering on every port).
@@ -136,32 +136,34 @@ func (d *Driver) nftElements(ctx context.Context, path, kind, name string) ([]*k
 
 // natMaps reads a router's public IP maps.
 func (d *Driver) natMaps(ctx context.Context, path string) (toPrivate, toPublic map[netip.Addr]netip.Addr, err error) {
-	read := func(name string) (map[netip.Addr]netip.Addr, error) {
-		elems, err := d.nftElements(ctx, path, "map", name)
-		if err != nil {
-			return nil, err
-		}
-		m := make(map[netip.Addr]netip.Addr, len(elems))
-		for _, e := range elems {
-			if len(e.Key) != 1 || len(e.Value) != 1 {
-				return nil, fmt.Errorf("map %s: unexpected element %v", name, e)
-			}
-			k, err1 := netip.ParseAddr(e.Key[0])
-			v, err2 := netip.ParseAddr(e.Value[0])
-			if err1 != nil || err2 != nil {
-				return nil, fmt.Errorf("map %s: unexpected element %v", name, e)
-			}
-			m[k] = v
-		}
-		return m, nil
-	}
-	if toPrivate, err = read(mapToPrivate); err != nil {
+	if toPrivate, err = d.addrMap(ctx, path, mapToPrivate); err != nil {
 		return nil, nil, err
 	}
-	if toPublic, err = read(mapToPublic); err != nil {
+	if toPublic, err = d.addrMap(ctx, path, mapToPublic); err != nil {
 		return nil, nil, err
 	}
 	return toPrivate, toPublic, nil
+}
+
+// addrMap reads one address-to-address map of a router.
+func (d *Driver) addrMap(ctx context.Context, path, name string) (map[netip.Addr]netip.Addr, error) {
+	elems, err := d.nftElements(ctx, path, "map", name)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[netip.Addr]netip.Addr, len(elems))
+	for _, e := range elems {
+		if len(e.Key) != 1 || len(e.Value) != 1 {
+			return nil, fmt.Errorf("map %s: unexpected element %v", name, e)
+		}
+		k, err1 := netip.ParseAddr(e.Key[0])
+		v, err2 := netip.ParseAddr(e.Value[0])
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("map %s: unexpected element %v", name, e)
+		}
+		m[k] = v
+	}
+	return m, nil
 }
 
 func addrElem(set string, ip netip.Addr) *knftables.Element {

@@ -120,25 +120,66 @@ func ensureUp(h *netlink.Handle, l netlink.Link, mtu int) error {
 	return nil
 }
 
+// ensureLink sets a veth of nubo's to the configured MTU and packet size
+// and brings it up.
+func (d *Driver) ensureLink(h *netlink.Handle, l netlink.Link) error {
+	if size := d.cfg.GSOMaxSize; size > 0 {
+		a := l.Attrs()
+		if int(a.GSOIPv4MaxSize) != size {
+			if err := h.LinkSetGSOIPv4MaxSize(l, size); err != nil && !unsupported(err) {
+				return fmt.Errorf("GSO size of %s: %w", a.Name, err)
+			}
+		}
+		if int(a.GROIPv4MaxSize) != size {
+			if err := h.LinkSetGROIPv4MaxSize(l, size); err != nil && !unsupported(err) {
+				return fmt.Errorf("GRO size of %s: %w", a.Name, err)
+			}
+		}
+	}
+	return ensureUp(h, l, d.cfg.MTU)
+}
+
+// unsupported: the kernel predates the setting (IPv4 BIG TCP needs 6.3).
+func unsupported(err error) bool {
+	return errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ERANGE)
+}
+
 // routesTo lists the main table's IPv4 routes with exactly this destination.
 func routesTo(h *netlink.Handle, dst netip.Prefix) ([]netlink.Route, error) {
-	filter := &netlink.Route{Dst: ipNet(dst), Table: unix.RT_TABLE_MAIN}
-	if dst.Bits() == 0 {
-		filter.Dst = nil // the default route
-	}
-	rs, err := retry(func() ([]netlink.Route, error) {
-		return h.RouteListFiltered(netlink.FAMILY_V4, filter, netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
-	})
+	return tableRoutesTo(h, unix.RT_TABLE_MAIN, dst)
+}
+
+func tableRoutesTo(h *netlink.Handle, table int, dst netip.Prefix) ([]netlink.Route, error) {
+	rs, err := tableRoutes(h, table)
 	if err != nil {
 		return nil, fmt.Errorf("routes to %s: %w", dst, err)
 	}
 	var out []netlink.Route
 	for _, r := range rs {
-		if toPrefix(r.Dst) == dst || dst.Bits() == 0 && r.Dst == nil {
+		if routeDst(r) == dst {
 			out = append(out, r)
 		}
 	}
 	return out, nil
+}
+
+// mainRoutes lists the main table's IPv4 routes.
+func mainRoutes(h *netlink.Handle) ([]netlink.Route, error) {
+	return tableRoutes(h, unix.RT_TABLE_MAIN)
+}
+
+func tableRoutes(h *netlink.Handle, table int) ([]netlink.Route, error) {
+	return retry(func() ([]netlink.Route, error) {
+		return h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)
+	})
+}
+
+// routeDst is a route's destination, 0.0.0.0/0 for the default route.
+func routeDst(r netlink.Route) netip.Prefix {
+	if r.Dst == nil {
+		return netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	}
+	return toPrefix(r.Dst)
 }
 
 // sameRoute compares what ensureRoute sets.
@@ -147,13 +188,14 @@ func sameRoute(a, b netlink.Route) bool {
 		a.Scope == b.Scope && a.Flags&int(netlink.FLAG_ONLINK) == b.Flags&int(netlink.FLAG_ONLINK)
 }
 
-// ensureRoute makes r the one route to its destination in the main table.
+// ensureRoute makes r the one route to its destination in its table
+// (main if r.Table is 0).
 func ensureRoute(h *netlink.Handle, r netlink.Route) error {
-	dst := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
-	if r.Dst != nil {
-		dst = toPrefix(r.Dst)
+	dst := routeDst(r)
+	if r.Table == 0 {
+		r.Table = unix.RT_TABLE_MAIN
 	}
-	have, err := routesTo(h, dst)
+	have, err := tableRoutesTo(h, r.Table, dst)
 	if err != nil {
 		return err
 	}
@@ -192,6 +234,51 @@ func deleteLink(h *netlink.Handle, name string) error {
 			return nil
 		}
 		return fmt.Errorf("delete link %s: %w", name, err)
+	}
+	return nil
+}
+
+// addVeth creates a veth pair and sets the alias of its local end (the
+// kernel ignores an alias given at creation).
+func addVeth(h *netlink.Handle, v *netlink.Veth) (netlink.Link, error) {
+	if err := h.LinkAdd(v); err != nil {
+		return nil, err
+	}
+	l, err := h.LinkByName(v.Name)
+	if err != nil {
+		return nil, err
+	}
+	if v.Alias != "" {
+		if err := h.LinkSetAlias(l, v.Alias); err != nil {
+			return nil, fmt.Errorf("alias of %s: %w", v.Name, err)
+		}
+		l.Attrs().Alias = v.Alias
+	}
+	return l, nil
+}
+
+// ensureRule makes "from src lookup table" the one rule of that priority.
+func ensureRule(h *netlink.Handle, prio, table int, src netip.Addr) error {
+	rules, err := retry(func() ([]netlink.Rule, error) { return h.RuleList(netlink.FAMILY_V4) })
+	if err != nil {
+		return fmt.Errorf("rules: %w", err)
+	}
+	want := netip.PrefixFrom(src, 32)
+	for _, r := range rules {
+		if r.Priority != prio {
+			continue
+		}
+		if r.Table == table && toPrefix(r.Src) == want {
+			return nil
+		}
+		if err := h.RuleDel(&r); err != nil {
+			return fmt.Errorf("delete rule %d: %w", prio, err)
+		}
+	}
+	r := netlink.NewRule()
+	r.Family, r.Priority, r.Table, r.Src = netlink.FAMILY_V4, prio, table, ipNet(want)
+	if err := h.RuleAdd(r); err != nil {
+		return fmt.Errorf("rule from %s lookup %d: %w", src, table, err)
 	}
 	return nil
 }

@@ -152,9 +152,11 @@ func List(dir, prefix string) ([]string, error) {
 }
 
 // Sysctl is one /proc/sys setting, named by its path under /proc/sys
-// (e.g. "net/ipv4/ip_forward").
+// (e.g. "net/ipv4/ip_forward"). An Optional one is skipped where the
+// kernel does not have it (IPv6 settings on a kernel booted without IPv6).
 type Sysctl struct {
 	Key, Value string
+	Optional   bool
 }
 
 // SetSysctls sets network sysctls inside the namespace at path, writing
@@ -169,6 +171,9 @@ func WriteSysctls(settings ...Sysctl) error {
 	for _, s := range settings {
 		file := filepath.Join("/proc/sys", s.Key)
 		cur, err := os.ReadFile(file)
+		if s.Optional && errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("sysctl %s: %w", s.Key, err)
 		}

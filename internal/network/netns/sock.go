@@ -53,12 +53,12 @@ func Dial(ctx context.Context, path string, d *net.Dialer, network, addr string)
 	return c, err
 }
 
-// NewHandle opens rtnetlink and conntrack sockets inside the namespace at
-// path; use the handle from any goroutine and Close it.
+// NewHandle opens an rtnetlink socket inside the namespace at path; use
+// the handle from any goroutine and Close it.
 func NewHandle(path string) (*netlink.Handle, error) {
 	var h *netlink.Handle
 	err := Do(path, func() (err error) {
-		h, err = netlink.NewHandle(unix.NETLINK_ROUTE, unix.NETLINK_NETFILTER)
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
 		return err
 	})
 	return h, err

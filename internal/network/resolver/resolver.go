@@ -29,9 +29,9 @@ const TTL = 60
 type Server struct {
 	mu    sync.RWMutex
 	cur   network.DNS
-	zones []string                 // canonical (lower-case FQDN)
-	a     map[string][]netip.Addr  // name → addresses
-	ptr   map[string]string        // reverse name → first name
+	zones []string                // canonical (lower-case FQDN)
+	a     map[string][]netip.Addr // name → addresses
+	ptr   map[string]string       // reverse name → first name
 	srv   []*dns.Server
 }
 

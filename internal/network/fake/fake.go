@@ -1,0 +1,442 @@
+// Package fake is an in-memory network.Driver with the semantics of the
+// real one (network/linux): the same validation, conflicts, one-to-one
+// public IPs and observations, and no packets. networktest's conformance
+// suite runs against both. Any method can be made to fail with Fail.
+package fake
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"nubo/internal/network"
+)
+
+// Op names a Driver method, for Fail.
+type Op string
+
+// Ops that can be made to fail.
+const (
+	OpEnsureHost    Op = "EnsureHost"
+	OpTeardown      Op = "Teardown"
+	OpEnsureVPC     Op = "EnsureVPC"
+	OpDeleteVPC     Op = "DeleteVPC"
+	OpEnsureSubnet  Op = "EnsureSubnet"
+	OpDeleteSubnet  Op = "DeleteSubnet"
+	OpAttach        Op = "Attach"
+	OpDetach        Op = "Detach"
+	OpSetPublicIP   Op = "SetPublicIP"
+	OpClearPublicIP Op = "ClearPublicIP"
+	OpSetDNS        Op = "SetDNS"
+	OpObserve       Op = "Observe"
+)
+
+// Config of the fake; zero values take the real driver's defaults.
+type Config struct {
+	Prefix      string
+	PublicRange netip.Prefix
+	NetNSDir    string
+}
+
+// Driver is the fake. Call New.
+type Driver struct {
+	mu        sync.Mutex
+	cfg       Config
+	public    network.PublicRange
+	host      bool
+	vpcs      map[string]*vpc
+	instances map[string]map[int]network.Interface // by instance ID, device
+	owners    map[netip.Addr]string                // public IP → VPC ID
+	failures  map[Op]error
+	calls     map[Op]int
+}
+
+type vpc struct {
+	cidr      netip.Prefix
+	subnets   map[string]network.Subnet
+	toPrivate map[netip.Addr]netip.Addr
+	dns       *network.DNS // nil: no resolver running
+}
+
+var _ network.Driver = (*Driver)(nil)
+
+// New returns a fake with nothing made.
+func New(cfg Config) *Driver {
+	if cfg.Prefix == "" {
+		cfg.Prefix = "nubo"
+	}
+	if !cfg.PublicRange.IsValid() {
+		cfg.PublicRange = netip.MustParsePrefix("198.18.0.0/15")
+	}
+	if cfg.NetNSDir == "" {
+		cfg.NetNSDir = "/run/netns"
+	}
+	d := &Driver{cfg: cfg, public: network.PublicRange(cfg.PublicRange), failures: make(map[Op]error), calls: make(map[Op]int)}
+	d.reset()
+	return d
+}
+
+func (d *Driver) reset() {
+	d.host = false
+	d.vpcs = make(map[string]*vpc)
+	d.instances = make(map[string]map[int]network.Interface)
+	d.owners = make(map[netip.Addr]string)
+}
+
+// Fail makes every later call of op return err (nil clears it).
+func (d *Driver) Fail(op Op, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err == nil {
+		delete(d.failures, op)
+	} else {
+		d.failures[op] = err
+	}
+}
+
+// Calls returns how many times op was called.
+func (d *Driver) Calls(op Op) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.calls[op]
+}
+
+// begin locks the fake and counts the call; it returns the injected
+// failure, if any, and then the context's error.
+func (d *Driver) begin(ctx context.Context, op Op) error {
+	d.mu.Lock()
+	d.calls[op]++
+	if err := d.failures[op]; err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// EnsureHost implements network.Driver.
+func (d *Driver) EnsureHost(ctx context.Context) error {
+	defer d.mu.Unlock()
+	if err := d.begin(ctx, OpEnsureHost); err != nil {
+		return err
+	}
+	d.host = true
+	return nil
+}
+
+// Teardown implements network.Driver.
+func (d *Driver) Teardown(ctx context.Context) error {
+	defer d.mu.Unlock()
+	if err := d.begin(ctx, OpTeardown); err != nil {
+		return err
+	}
+	d.reset()
+	return nil
+}
+
+// Close implements network.Driver: the resolvers stop.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, v := range d.vpcs {
+		v.dns = nil
+	}
+	return nil
+}
+
+// EnsureVPC implements network.Driver.
+func (d *Driver) EnsureVPC(ctx context.Context, v network.VPC) error {
+	if err := v.Validate(); err != nil {
+		return err
+	}
+	if v.CIDR.Overlaps(d.cfg.PublicRange) {
+		return fmt.Errorf("%w: VPC %s: CIDR %s overlaps the public range %s", network.ErrInvalid, v.ID, v.CIDR, d.cfg.PublicRange)
+	}
+	defer d.mu.Unlock()
+	if err := d.begin(ctx, OpEnsureVPC); err != nil {
+		return err
+	}
+	if !d.host {
+		return fmt.Errorf("%w: host network (call EnsureHost)", network.ErrNotFound)
+	}
+	cur := d.vpcs[v.ID]
+	if cur == nil {
+		cur = &vpc{cidr: v.CIDR, subnets: make(map[string]network.Subnet), toPrivate: make(map[netip.Addr]netip.Addr)}
+		d.vpcs[v.ID] = cur
+	} else if cur.cidr != v.CIDR {
+		return fmt.Errorf("%w: VPC %s exists with CIDR %s", network.ErrConflict, v.ID, cur.cidr)
+	}
+	if cur.dns == nil {
+		cur.dns = &network.DNS{}
+	}
+	return nil
+}
+
+// vpc returns an existing VPC or ErrNotFound / ErrInvalid.
+func (d *Driver) vpc(id string) (*vpc, error) {
+	if !network.ValidID(id, "vpc-") {
+		return nil, fmt.Errorf("%w: VPC ID %q", network.ErrInvalid, id)
+	}
+	v := d.vpcs[id]
+	if v == nil {
+		return nil, fmt.Errorf("%w: VPC %s", network.ErrNotFound, id)
+	}
+	return v, nil
+}
+
+// DeleteVPC implements network.Driver.
+func (d *Driver) DeleteVPC(ctx context.Context, id string) error {
+	if !network.ValidID(id, "vpc-") {
+		return fmt.Errorf("%w: VPC ID %q", network.ErrInvalid, id)
+	}
+	defer d.mu.Unlock()
+	if err := d.begin(ctx, OpDeleteVPC); err != nil {
+		return err
+	}
+	v := d.vpcs[id]
+	switch {
+	case v == nil:
+		return nil
+	case len(v.subnets) > 0:
+		return fmt.Errorf("%w: VPC %s has %d subnets", network.ErrInUse, id, len(v.subnets))
+	case len(v.toPrivate) > 0:
+		return fmt.Errorf("%w: VPC %s has %d public IPs", network.ErrInUse, id, len(v.toPrivate))
+	}
+	delete(d.vpcs, id)
+	return nil
+}
+
+// EnsureSubnet implements network.Driver.
+func (d *Driver) EnsureSubnet(ctx context.Context, vpcID string, s network.Subnet) error {
+	defer d.mu.Unlock()
+	if err := d.begin(ctx, OpEnsureSubnet); err != nil {
+		return err
+	}
+	v, err := d.vpc(vpcID)
+	if err != nil {
+		return err
+	}
+	if err := s.Validate(v.cidr); err != nil {
+		return err
+	}
+	for _, o := range v.subnets {
+		switch {
+		case o.ID == s.ID && o.CIDR != s.CIDR:
+			return fmt.Errorf("%w: subnet %s exists with CIDR %s", network.ErrConflict, o.ID, o.CIDR)
+		case o.ID != s.ID && o.CIDR.Overlaps(s.CIDR):
+			return fmt.Errorf("%w: subnet %s (%s) overlaps subnet %s (%s)", network.ErrConflict, s.ID, s.CIDR, o.ID, o.CIDR)
+		}
+	}
+	v.subnets[s.ID] = s
+	return nil
+}
+
+// DeleteSubnet implements network.Driver.
+func (d *Driver) DeleteSubnet(ctx context.Context, vpcID, subnetID string) error {
+	if !network.ValidID(subnetID, "subnet-") {
+		return fmt.Errorf("%w: subnet ID %q", network.ErrInvalid, subnetID)
+	}
+	defer d.mu.Unlock()
+	if err := d.begin(ctx, OpDeleteSubnet); err != nil {
+		return err
+	}
+	v, err := d.vpc(vpcID)
+	if errors.Is(err, network.ErrNotFound) {
+		return nil // no VPC, no subnet
+	}
+	if err != nil {
+		return err
+	}
+	for _, inst := range d.instances {
+		for _, ifc := range inst {
+			if ifc.VPCID == vpcID && ifc.SubnetID == subnetID {
+				return fmt.Errorf("%w: subnet %s has interface %s eth%d", network.ErrInUse, subnetID, ifc.InstanceID, ifc.Device)
+			}
+		}
+	}
+	delete(v.subnets, subnetID)
+	return nil
+}
+
+// Path is the namespace path Attach returns for an instance.
+func (d *Driver) Path(instanceID string) string {
+	return filepath.Join(d.cfg.NetNSDir, d.cfg.Prefix+"-"+instanceID)
+}
+
+// Attach implements network.Driver.
+func (d *Driver) Attach(ctx context.Context, ifc network.Interface) (string, error) {
+	if err := ifc.Validate(); err != nil {
+		return "", err
+	}
+	defer d.mu.Unlock()
+	if err := d.begin(ctx, OpAttach); err != nil {
+		return "", err
+	}
+	v, err := d.vpc(ifc.VPCID)
+	if err != nil {
+		return "", err
+	}
+	s, ok := v.subnets[ifc.SubnetID]
+	if !ok {
+		return "", fmt.Errorf("%w: subnet %s in VPC %s", network.ErrNotFound, ifc.SubnetID, ifc.VPCID)
+	}
+	if err := ifc.CheckSubnet(s.CIDR); err != nil {
+		return "", err
+	}
+	inst := d.instances[ifc.InstanceID]
+	mine, exists := inst[ifc.Device]
+	if exists && mine.SubnetID != ifc.SubnetID {
+		return "", fmt.Errorf("%w: %s eth%d is attached to subnet %s", network.ErrConflict, ifc.InstanceID, ifc.Device, mine.SubnetID)
+	}
+	for _, other := range d.instances {
+		for _, o := range other {
+			same := o.InstanceID == ifc.InstanceID && o.Device == ifc.Device
+			if o.VPCID == ifc.VPCID && o.PrivateIP == ifc.PrivateIP && !same {
+				return "", fmt.Errorf("%w: private IP %s is in use in VPC %s", network.ErrConflict, ifc.PrivateIP, ifc.VPCID)
+			}
+		}
+	}
+	for dev, o := range inst {
+		if o.VPCID != ifc.VPCID {
+			return "", fmt.Errorf("%w: instance %s has eth%d outside VPC %s", network.ErrConflict, ifc.InstanceID, dev, ifc.VPCID)
+		}
+	}
+	if exists {
+		switch {
+		case !bytes.Equal(mine.MAC, ifc.MAC):
+			return "", fmt.Errorf("%w: %s eth%d has MAC %s", network.ErrConflict, ifc.InstanceID, ifc.Device, mine.MAC)
+		case mine.PrivateIP != ifc.PrivateIP || mine.PrefixLen != ifc.PrefixLen:
+			return "", fmt.Errorf("%w: %s eth%d has address %s/%d", network.ErrConflict, ifc.InstanceID, ifc.Device, mine.PrivateIP, mine.PrefixLen)
+		}
+	}
+	if inst == nil {
+		inst = make(map[int]network.Interface)
+		d.instances[ifc.InstanceID] = inst
+	}
+	ifc.MAC = append(net.HardwareAddr(nil), ifc.MAC...)
+	inst[ifc.Device] = ifc
+	return d.Path(ifc.InstanceID), nil
+}
+
+// Detach implements network.Driver.
+func (d *Driver) Detach(ctx context.Context, instanceID string) error {
+	if !network.ValidID(instanceID, "i-") {
+		return fmt.Errorf("%w: instance ID %q", network.ErrInvalid, instanceID)
+	}
+	defer d.mu.Unlock()
+	if err := d.begin(ctx, OpDetach); err != nil {
+		return err
+	}
+	delete(d.instances, instanceID)
+	return nil
+}
+
+// SetPublicIP implements network.Driver.
+func (d *Driver) SetPublicIP(ctx context.Context, vpcID string, privateIP, publicIP netip.Addr) error {
+	if err := d.public.Check(publicIP); err != nil {
+		return err
+	}
+	if !privateIP.Is4() {
+		return fmt.Errorf("%w: private IP %s is not IPv4", network.ErrInvalid, privateIP)
+	}
+	defer d.mu.Unlock()
+	if err := d.begin(ctx, OpSetPublicIP); err != nil {
+		return err
+	}
+	v, err := d.vpc(vpcID)
+	if err != nil {
+		return err
+	}
+	if !v.cidr.Contains(privateIP) {
+		return fmt.Errorf("%w: private IP %s is outside VPC %s (%s)", network.ErrInvalid, privateIP, vpcID, v.cidr)
+	}
+	if owner, ok := d.owners[publicIP]; ok {
+		delete(d.vpcs[owner].toPrivate, publicIP)
+	}
+	for pub, priv := range v.toPrivate {
+		if priv == privateIP && pub != publicIP {
+			delete(v.toPrivate, pub)
+			delete(d.owners, pub)
+		}
+	}
+	v.toPrivate[publicIP] = privateIP
+	d.owners[publicIP] = vpcID
+	return nil
+}
+
+// ClearPublicIP implements network.Driver.
+func (d *Driver) ClearPublicIP(ctx context.Context, publicIP netip.Addr) error {
+	if err := d.public.Check(publicIP); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	if err := d.begin(ctx, OpClearPublicIP); err != nil {
+		return err
+	}
+	if owner, ok := d.owners[publicIP]; ok {
+		delete(d.vpcs[owner].toPrivate, publicIP)
+		delete(d.owners, publicIP)
+	}
+	return nil
+}
+
+// SetDNS implements network.Driver.
+func (d *Driver) SetDNS(ctx context.Context, vpcID string, dns network.DNS) error {
+	for _, r := range dns.Records {
+		if !r.IP.IsValid() || r.Name == "" {
+			return fmt.Errorf("%w: DNS record %q → %s", network.ErrInvalid, r.Name, r.IP)
+		}
+	}
+	defer d.mu.Unlock()
+	if err := d.begin(ctx, OpSetDNS); err != nil {
+		return err
+	}
+	v, err := d.vpc(vpcID)
+	if err != nil {
+		return err
+	}
+	v.dns = &network.DNS{Zones: slices.Clone(dns.Zones), Records: slices.Clone(dns.Records)}
+	return nil
+}
+
+// Observe implements network.Driver.
+func (d *Driver) Observe(ctx context.Context) (network.State, error) {
+	defer d.mu.Unlock()
+	if err := d.begin(ctx, OpObserve); err != nil {
+		return network.State{}, err
+	}
+	st := network.State{Host: d.host}
+	for id, v := range d.vpcs {
+		vs := network.VPCState{VPC: network.VPC{ID: id, CIDR: v.cidr}}
+		for _, s := range v.subnets {
+			vs.Subnets = append(vs.Subnets, s)
+		}
+		slices.SortFunc(vs.Subnets, func(a, b network.Subnet) int { return a.CIDR.Addr().Compare(b.CIDR.Addr()) })
+		for pub, priv := range v.toPrivate {
+			vs.PublicIPs = append(vs.PublicIPs, network.PublicIP{PublicIP: pub, PrivateIP: priv, VPCID: id})
+		}
+		slices.SortFunc(vs.PublicIPs, func(a, b network.PublicIP) int { return a.PublicIP.Compare(b.PublicIP) })
+		if v.dns != nil {
+			c := network.DNS{Zones: slices.Clone(v.dns.Zones), Records: slices.Clone(v.dns.Records)}
+			vs.DNS = &c
+		}
+		st.VPCs = append(st.VPCs, vs)
+	}
+	slices.SortFunc(st.VPCs, func(a, b network.VPCState) int { return strings.Compare(a.VPC.ID, b.VPC.ID) })
+	for id, inst := range d.instances {
+		is := network.InstanceState{InstanceID: id, NetNS: d.Path(id)}
+		for _, ifc := range inst {
+			ifc.MAC = append(net.HardwareAddr(nil), ifc.MAC...)
+			is.Interfaces = append(is.Interfaces, ifc)
+		}
+		slices.SortFunc(is.Interfaces, func(a, b network.Interface) int { return a.Device - b.Device })
+		st.Instances = append(st.Instances, is)
+	}
+	slices.SortFunc(st.Instances, func(a, b network.InstanceState) int { return strings.Compare(a.InstanceID, b.InstanceID) })
+	return st, nil
+}

@@ -1,0 +1,68 @@
+package linux
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/knftables"
+)
+
+const wantRuleset = `add table ip nubo { comment "nubo VPC router vpc-1" ; }
+add chain ip nubo forward { type filter hook forward priority 0 ; policy drop ; }
+add chain ip nubo input { type filter hook input priority 0 ; policy accept ; }
+add chain ip nubo postrouting { type filter hook postrouting priority 100 ; policy accept ; }
+add chain ip nubo prerouting { type filter hook prerouting priority -300 ; policy accept ; }
+add set ip nubo natted { type ipv4_addr ; }
+add set ip nubo public_subnets { type ipv4_addr ; flags interval ; }
+add set ip nubo subnets { type ipv4_addr ; flags interval ; }
+add map ip nubo to_private { type ipv4_addr : ipv4_addr ; }
+add map ip nubo to_public { type ipv4_addr : ipv4_addr ; }
+add rule ip nubo forward iifname != "gw0" oifname != "gw0" accept
+add rule ip nubo forward oifname "gw0" ip saddr @public_subnets ip saddr @natted accept
+add rule ip nubo forward iifname "gw0" ip daddr @public_subnets ip daddr @natted accept
+add rule ip nubo input iifname "gw0" drop
+add rule ip nubo postrouting oifname "gw0" ip saddr set ip saddr map @to_public
+add rule ip nubo prerouting iifname "gw0" ip daddr set ip daddr map @to_private
+`
+
+// The router's ruleset, and that applying it again replaces the rules but
+// keeps the elements (subnets, public IPs).
+func TestRouterRuleset(t *testing.T) {
+	ctx := context.Background()
+	fake := knftables.NewFake(knftables.IPv4Family, nftTable)
+	apply := func() {
+		t.Helper()
+		tx := fake.NewTransaction()
+		routerRuleset(tx, "vpc-1")
+		if err := fake.Run(ctx, tx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply()
+	if got := fake.Dump(); got != wantRuleset {
+		t.Errorf("ruleset:\n%s\nwant:\n%s", got, wantRuleset)
+	}
+	tx := fake.NewTransaction()
+	for _, e := range natElems(netip.MustParseAddr("198.18.0.9"), netip.MustParseAddr("10.0.1.5")) {
+		tx.Add(e)
+	}
+	if err := fake.Run(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	apply()
+	got := fake.Dump()
+	for _, want := range []string{
+		"add element ip nubo natted { 10.0.1.5 }",
+		"add element ip nubo to_private { 198.18.0.9 : 10.0.1.5 }",
+		"add element ip nubo to_public { 10.0.1.5 : 198.18.0.9 }",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("after applying the ruleset again, missing %q in\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "add rule"); n != 6 {
+		t.Errorf("%d rules after applying twice, want 6", n)
+	}
+}
