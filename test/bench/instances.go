@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"nubo/internal/network/netbench"
 	"nubo/internal/nubotest"
 )
 
@@ -129,4 +130,19 @@ func waitRunning(ctx context.Context, c *ec2.Client, ids []string, poll time.Dur
 		time.Sleep(poll)
 	}
 	return fmt.Errorf("instances not running after 5 minutes")
+}
+
+// benchNetwork measures the VPC data plane's TCP throughput against a bare
+// veth pair measured in the same run.
+func benchNetwork(ctx context.Context) error {
+	if os.Geteuid() != 0 {
+		fmt.Println("\nnetwork: skipped (needs root)")
+		return nil
+	}
+	res, err := netbench.Run(ctx, netbench.Options{Duration: 3 * time.Second, Rounds: 3})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nnetwork (one TCP stream, median of 3 rounds of 3 s)\n%s\n", res)
+	return nil
 }

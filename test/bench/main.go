@@ -41,14 +41,17 @@ func main() {
 	keys := flag.Int("keys", 1000, "key pairs stored before DescribeKeyPairs")
 	launches := flag.Int("launches", 20, "instances launched one at a time")
 	many := flag.Int("many", 50, "instances launched at once")
-	only := flag.String("only", "", "run only the api or the instances benchmarks")
+	only := flag.String("only", "", "run only the api, instances or network benchmarks")
 	flag.Parse()
 	var err error
-	if *only != "instances" {
+	if *only == "" || *only == "api" {
 		err = run(*duration, *workers, *keys)
 	}
-	if err == nil && *only != "api" {
+	if err == nil && (*only == "" || *only == "instances") {
 		err = benchInstances(context.Background(), *launches, *many)
+	}
+	if err == nil && (*only == "" || *only == "network") {
+		err = benchNetwork(context.Background())
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
