@@ -112,12 +112,11 @@ func (a *Agent) clearPublicIfOurs(ctx context.Context, in instance.Instance, add
 	if err != nil {
 		return err
 	}
-	if rev != 0 && held.Holder != in.ID {
-		if held.Holder != in.ElasticIP || in.ElasticIP == "" {
-			// Another instance's now, or an Elastic IP: whoever holds it maps it.
-			if elsewhere, err := a.elasticIPElsewhere(ctx, in, held.Holder); err != nil || elsewhere {
-				return err
-			}
+	// Held by someone else now (another instance's auto-assigned address,
+	// or an Elastic IP gone to another instance): its holder maps it.
+	if rev != 0 && held.Holder != in.ID && held.Holder != in.ElasticIP {
+		if elsewhere, err := a.elasticIPElsewhere(ctx, in, held.Holder); err != nil || elsewhere {
+			return err
 		}
 	}
 	if err := a.Network.ClearPublicIP(ctx, ip); err != nil {
