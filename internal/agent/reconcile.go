@@ -94,6 +94,14 @@ func (a *Agent) ensureRunning(ctx context.Context, key string, in instance.Insta
 			return nil
 		}
 	}
+	// A running instance's public address may have changed (an Elastic IP
+	// came or went): map it first, before asking the runtime anything, so
+	// that the move takes effect within milliseconds.
+	if in.State == instance.Running && a.booted(in.ID) >= in.Boot {
+		if err := a.syncPublic(ctx, in); err != nil {
+			return err
+		}
+	}
 	st, err := a.Runtime.State(ctx, in.ID)
 	exists := err == nil
 	if err != nil && !errors.Is(err, runtime.ErrNotFound) {
@@ -103,7 +111,7 @@ func (a *Agent) ensureRunning(ctx context.Context, key string, in instance.Insta
 	switch {
 	case current && st.Status == runtime.Running:
 		if in.State != instance.Pending {
-			return a.syncPublic(ctx, in) // an Elastic IP may have come or gone
+			return nil
 		}
 		a.later(ctx, key, 25*time.Millisecond) // not ready yet: look again soon
 		return nil
