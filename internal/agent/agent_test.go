@@ -488,8 +488,8 @@ func TestAddresses(t *testing.T) {
 		t.Fatal(err)
 	}
 	started := v.wait(t, a.ID, instance.Running)
-	if started.PublicIP == "" {
-		t.Fatal("no public address after start")
+	if started.PublicIP == "" || started.PublicIP == a.PublicIP {
+		t.Fatalf("public address after start %q (before the stop: %s): want a new one", started.PublicIP, a.PublicIP)
 	}
 	if _, err := v.svc.Terminate(ctx, account, []string{a.ID}); err != nil {
 		t.Fatal(err)

@@ -231,8 +231,8 @@ func (a *Agent) ensureStopped(ctx context.Context, key string, in instance.Insta
 	}
 	return a.setState(ctx, key, in, func(x *instance.Instance) {
 		x.State = instance.Stopped
-		if x.ElasticIP == "" {
-			x.PublicIP = ""
+		if x.ElasticIP == "" && x.PublicIP != "" {
+			x.LastPublicIP, x.PublicIP = x.PublicIP, ""
 		}
 	})
 }

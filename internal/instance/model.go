@@ -85,6 +85,9 @@ type Instance struct {
 	SubnetID  string `json:"subnetId"`
 	PrivateIP string `json:"privateIp"`
 	PublicIP  string `json:"publicIp,omitempty"` // auto-assigned; changes at every stop/start
+	// LastPublicIP is the auto-assigned address the instance had before it
+	// stopped: the next start gives it another, as EC2 does.
+	LastPublicIP string `json:"lastPublicIp,omitempty"`
 	// ElasticIP is the allocation ID of an associated Elastic IP, whose
 	// address is then PublicIP and stays across stop and start.
 	ElasticIP string `json:"elasticIp,omitempty"`

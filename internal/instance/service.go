@@ -525,7 +525,11 @@ func (s *Service) startOne(ctx context.Context, account, id string) (Change, err
 		in.LaunchTime = s.now()
 		ops := []store.Op{{Key: AllocationKey(in.Host), Value: alloc, ModRev: arev}}
 		if in.AssignPublic && in.PublicIP == "" && in.ElasticIP == "" { // a new public address at every start, as in EC2
-			pubs, claims, err := s.Public.Allocate(ctx, account, []string{id})
+			var avoid []netip.Addr
+			if last, err := netip.ParseAddr(in.LastPublicIP); err == nil {
+				avoid = append(avoid, last)
+			}
+			pubs, claims, err := s.Public.Allocate(ctx, account, []string{id}, avoid...)
 			if err != nil {
 				return Change{}, err
 			}

@@ -155,9 +155,9 @@ type PublicPool struct {
 // Reserved addresses at the pool's start: the network and the host link.
 const poolReserved = 4
 
-// Allocate picks n free public addresses for holders and returns the writes
-// that claim them.
-func (pp *PublicPool) Allocate(ctx context.Context, account string, holders []string) ([]netip.Addr, []store.Op, error) {
+// Allocate picks n free public addresses for holders (never one of avoid)
+// and returns the writes that claim them.
+func (pp *PublicPool) Allocate(ctx context.Context, account string, holders []string, avoid ...netip.Addr) ([]netip.Addr, []store.Op, error) {
 	if len(holders) == 0 {
 		return nil, nil, nil
 	}
@@ -168,6 +168,9 @@ func (pp *PublicPool) Allocate(ctx context.Context, account string, holders []st
 	taken := map[string]bool{}
 	for _, kv := range kvs {
 		taken[strings.TrimPrefix(kv.Key, store.Root+"pubip/")] = true
+	}
+	for _, ip := range avoid {
+		taken[ip.String()] = true
 	}
 	var ips []netip.Addr
 	ip := pp.Prefix.Masked().Addr()

@@ -99,6 +99,30 @@ func TestNetworking(t *testing.T) {
 		t.Errorf("A resolves %s to %q, want %s", aws.ToString(ib.PrivateDnsName), got, aws.ToString(ib.PrivateIpAddress))
 	}
 
+	// Stop/start: a new public IP, reachable; the old one answers no more.
+	if _, err := c.StopInstances(ctx(t), &ec2.StopInstancesInput{InstanceIds: []string{a}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "stopped", a)
+	if ip := describeOne(t, c, a).PublicIpAddress; ip != nil {
+		t.Fatalf("a stopped instance keeps public IP %s", aws.ToString(ip))
+	}
+	if _, err := c.StartInstances(ctx(t), &ec2.StartInstancesInput{InstanceIds: []string{a}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "running", a)
+	restarted := describeOne(t, c, a)
+	newIP := aws.ToString(restarted.PublicIpAddress)
+	if newIP == "" || newIP == aws.ToString(ia.PublicIpAddress) {
+		t.Fatalf("public IP after stop/start: %q (was %s)", newIP, aws.ToString(ia.PublicIpAddress))
+	}
+	if got := sshBanner(newIP); !strings.HasPrefix(got, "SSH-2.0") {
+		t.Fatalf("the new public IP %s does not answer: %q", newIP, got)
+	}
+	if got := sshBanner(aws.ToString(ia.PublicIpAddress)); got != "" {
+		t.Fatalf("the old public IP still answers: %q", got)
+	}
+
 	// An Elastic IP moves from A to B.
 	eip, err := c.AllocateAddress(ctx(t), &ec2.AllocateAddressInput{Domain: types.DomainTypeVpc})
 	if err != nil {
