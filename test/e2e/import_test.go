@@ -66,7 +66,6 @@ func TestImportedImageRuns(t *testing.T) {
 		t.Fatalf("nubo image import: %v\n%s", err, out)
 	}
 	srv, c := start(t, "--image-dir", images)
-	t.Cleanup(func() { srv.Cleanup(t) })
 	d, err := c.DescribeImages(ctx(t), &ec2.DescribeImagesInput{Owners: []string{"nubo"}, Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"busybox-*"}}}})
 	if err != nil || len(d.Images) != 1 || aws.ToString(d.Images[0].Description) != "my own rootfs" || aws.ToString(d.Images[0].PlatformDetails) != "Linux/UNIX" {
 		t.Fatalf("imported image: %v %+v", err, d)

@@ -31,7 +31,6 @@ func startWithImages(t *testing.T) (*nubotest.Server, *ec2.Client, string) {
 		t.Fatal(err)
 	}
 	srv, c := startIn(t, t.TempDir(), "--image-dir", images, "--terminated-ttl", "2s", "--host-vcpus", "64", "--host-memory-mib", "65536")
-	t.Cleanup(func() { srv.Cleanup(t) })
 	out, err := c.DescribeImages(ctx(t), &ec2.DescribeImagesInput{Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"debian-12-minimal"}}}})
 	if err != nil || len(out.Images) != 1 {
 		t.Fatalf("debian-12-minimal not registered: %v %+v", err, out)

@@ -35,6 +35,9 @@ func startIn(t *testing.T, dir string, args ...string) (*nubotest.Server, *ec2.C
 		if t.Failed() {
 			t.Logf("nubo stderr:\n%s", srv.Stderr())
 		}
+		// Every server makes host state (its data plane's link, route and
+		// namespaces; instances): take it all away.
+		srv.Cleanup(t)
 	})
 	c, err := srv.EC2()
 	if err != nil {

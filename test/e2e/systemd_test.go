@@ -28,7 +28,6 @@ func TestSystemdImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv, c := start(t, "--image-dir", images)
-	t.Cleanup(func() { srv.Cleanup(t) })
 	d, err := c.DescribeImages(ctx(t), &ec2.DescribeImagesInput{Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"debian-12"}}}})
 	if err != nil || len(d.Images) != 1 {
 		t.Fatalf("debian-12 not registered: %v %+v", err, d)
