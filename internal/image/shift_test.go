@@ -196,9 +196,3 @@ func TestResolveInRoot(t *testing.T) {
 		t.Error("symlink loop not detected")
 	}
 }
-
-func TestUnescapeMountPath(t *testing.T) {
-	if got := unescapeMountPath(`/a\040b\011c\134`); got != "/a b\tc\\" {
-		t.Errorf("got %q", got)
-	}
-}

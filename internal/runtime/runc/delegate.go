@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 
+	"nubo/internal/mountinfo"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -210,7 +212,7 @@ func cgroupMounts() (map[string]cgroupMount, error) {
 			continue
 		}
 		if _, seen := out[key]; !seen {
-			out[key] = cgroupMount{point: unescapeMountinfo(pf[4]), root: unescapeMountinfo(pf[3])}
+			out[key] = cgroupMount{point: mountinfo.Unescape(pf[4]), root: mountinfo.Unescape(pf[3])}
 		}
 	}
 	return out, sc.Err()
@@ -225,23 +227,4 @@ func isV1Controller(o string) bool {
 		return true
 	}
 	return false
-}
-
-// unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -17,9 +17,6 @@ func TestHierarchyKey(t *testing.T) {
 			t.Errorf("hierarchyKey(%q) = %q, want %q", in, got, want)
 		}
 	}
-	if got := unescapeMountinfo(`/a\040b\134c`); got != `/a b\c` {
-		t.Errorf("unescapeMountinfo = %q", got)
-	}
 }
 
 // TestDelegateRefusesRoot: a process in a hierarchy's root cgroup (as
