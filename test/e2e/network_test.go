@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -97,6 +99,33 @@ func TestNetworking(t *testing.T) {
 	}
 	if got := inside(t, srv, a, "getent hosts "+aws.ToString(ib.PrivateDnsName)+" | awk '{print $1}'"); got != aws.ToString(ib.PrivateIpAddress) {
 		t.Errorf("A resolves %s to %q, want %s", aws.ToString(ib.PrivateDnsName), got, aws.ToString(ib.PrivateIpAddress))
+	}
+
+	// A → the host: the host sees the instance's public IP (SNAT). The
+	// host's address on nubo's link is the pool's base + 1.
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer := make(chan string, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			peer <- c.RemoteAddr().(*net.TCPAddr).IP.String()
+			c.Close()
+		}
+	}()
+	pub := netip.MustParseAddr(aws.ToString(ia.PublicIpAddress)).As4()
+	hostIP := netip.AddrFrom4([4]byte{pub[0], pub[1], pub[2], 1}).String()
+	port := ln.Addr().(*net.TCPAddr).Port
+	inside(t, srv, a, fmt.Sprintf("timeout 3 bash -c 'exec 3<>/dev/tcp/%s/%d'", hostIP, port))
+	select {
+	case src := <-peer:
+		if src != aws.ToString(ia.PublicIpAddress) {
+			t.Errorf("the host saw A's connection from %s, want its public IP %s", src, aws.ToString(ia.PublicIpAddress))
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("A's connection to the host never arrived")
 	}
 
 	// Stop/start: a new public IP, reachable; the old one answers no more.
