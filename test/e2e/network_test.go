@@ -33,13 +33,13 @@ func hostKey(addr string) string {
 	}
 	// A whole-exchange deadline: ssh's Timeout bounds only the TCP connect,
 	// and a handshake caught by a move would otherwise hang for seconds.
-	conn, err := net.DialTimeout("tcp", net.JoinHostPort(addr, "22"), 100*time.Millisecond)
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort(addr, "22"), 40*time.Millisecond)
 	if err != nil {
 		lastProbeErr = err
 		return ""
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(100 * time.Millisecond))
+	_ = conn.SetDeadline(time.Now().Add(40 * time.Millisecond))
 	_, _, _, err = ssh.NewClientConn(conn, addr, cfg)
 	lastProbeErr = err
 	return got
@@ -167,7 +167,7 @@ func TestNetworking(t *testing.T) {
 	}
 	keyA, keyB := keyOf(a), keyOf(b)
 	deadline := time.Now().Add(5 * time.Second)
-	for hostKey(ip) != keyA { // (a probe has 100 ms: a slow handshake just tries again)
+	for hostKey(ip) != keyA { // (a probe has 40 ms: a slow handshake just tries again)
 		if time.Now().After(deadline) {
 			t.Fatalf("Elastic IP %s does not reach A", ip)
 		}
