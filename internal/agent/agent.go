@@ -54,6 +54,7 @@ type Agent struct {
 	mu      sync.Mutex
 	checked map[string]time.Time // when a booting instance's runtime state was last read
 	public  map[string]string    // the public address the data plane maps for each instance
+	subnets map[string]bool      // whether the data plane has each subnet public, as this process set it
 }
 
 // RootVolumes mounts instances' root volumes (volume.Roots on a real host).

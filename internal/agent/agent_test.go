@@ -661,3 +661,57 @@ func TestNetworkWiring(t *testing.T) {
 		t.Fatalf("stopped instance still on the network: %v %v", attached, public)
 	}
 }
+
+// TestRouteChangesReachRunningInstances: a subnet made public (an internet
+// gateway and a default route) after its instance started is public in the
+// data plane soon after, without a reboot.
+func TestRouteChangesReachRunningInstances(t *testing.T) {
+	v := newEnv(t, 64)
+	ctx := context.Background()
+	vpcs := v.svc.VPCs
+	net, err := vpcs.CreateVPC(ctx, account, "10.0.0.0/16", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn, err := vpcs.CreateSubnet(ctx, account, net.ID, "10.0.1.0/24", "", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := v.run(t, instance.RunSpec{SubnetID: sn.ID})[0]
+	v.wait(t, id, instance.Running)
+	public := func() bool {
+		st, err := v.net.Observe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, vs := range st.VPCs {
+			for _, s := range vs.Subnets {
+				if s.ID == sn.ID {
+					return s.Public
+				}
+			}
+		}
+		t.Fatalf("subnet %s not in the data plane", sn.ID)
+		return false
+	}
+	if public() {
+		t.Fatal("a subnet without a route to an internet gateway is public")
+	}
+	igw, err := vpcs.CreateInternetGateway(ctx, account, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := vpcs.AttachInternetGateway(ctx, account, igw.ID, net.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := vpcs.CreateRoute(ctx, account, net.MainRouteTableID, "0.0.0.0/0", igw.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !public() {
+		if time.Now().After(deadline) {
+			t.Fatal("the subnet did not become public in the data plane")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

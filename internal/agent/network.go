@@ -69,7 +69,45 @@ func (a *Agent) ensureSubnet(ctx context.Context, account string, v vpc.VPC, sn 
 	if err := a.Network.EnsureSubnet(ctx, v.ID, network.Subnet{ID: sn.ID, CIDR: vpc.Prefix(sn.CIDR), Public: public}); err != nil {
 		return fmt.Errorf("subnet %s: %w", sn.ID, err)
 	}
+	a.mu.Lock()
+	if a.subnets == nil {
+		a.subnets = map[string]bool{}
+	}
+	a.subnets[sn.ID] = public
+	a.mu.Unlock()
 	return nil
+}
+
+// syncSubnet keeps a running instance's VPC and subnet as the records say:
+// after a nubo restart it brings the VPC's resolver back (it runs in this
+// process), and when route tables change it updates whether the subnet is
+// public. It costs store reads only, unless something changed.
+func (a *Agent) syncSubnet(ctx context.Context, in instance.Instance) error {
+	if in.VPCID == "" {
+		return nil
+	}
+	sn, err := a.VPCs.GetSubnet(ctx, in.Account, in.SubnetID)
+	if err != nil {
+		return err
+	}
+	public, err := a.VPCs.IsPublic(ctx, in.Account, sn)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	applied, known := a.subnets[sn.ID]
+	a.mu.Unlock()
+	if known && applied == public {
+		return nil
+	}
+	v, err := a.VPCs.GetVPC(ctx, in.Account, in.VPCID)
+	if err != nil {
+		return err
+	}
+	if err := a.ensureSubnet(ctx, in.Account, v, sn); err != nil {
+		return err
+	}
+	return a.syncDNS(ctx, in.Account, in.Region, v)
 }
 
 // syncPublic makes the data plane map the instance's public address, as its
@@ -97,6 +135,11 @@ func (a *Agent) syncPublic(ctx context.Context, in instance.Instance) error {
 	}
 	a.public[in.ID] = in.PublicIP
 	a.mu.Unlock()
+	if known { // its public DNS name changed with it
+		if v, err := a.VPCs.GetVPC(ctx, in.Account, in.VPCID); err == nil {
+			return a.syncDNS(ctx, in.Account, in.Region, v)
+		}
+	}
 	return nil
 }
 

@@ -101,6 +101,9 @@ func (a *Agent) ensureRunning(ctx context.Context, key string, in instance.Insta
 		if err := a.syncPublic(ctx, in); err != nil {
 			return err
 		}
+		if err := a.syncSubnet(ctx, in); err != nil {
+			return err
+		}
 	}
 	st, err := a.Runtime.State(ctx, in.ID)
 	exists := err == nil

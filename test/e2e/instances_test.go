@@ -245,6 +245,7 @@ func TestInstancesSurviveDaemonKill(t *testing.T) {
 	if pid, _ := srv.InstancePID(a); pid != pidA {
 		t.Errorf("instance %s was restarted (pid %s → %s)", a, pidA, pid)
 	}
+
 }
 
 func mustPID(t *testing.T, srv *nubotest.Server, id string) string {
@@ -296,4 +297,37 @@ func TestRunInstancesIdempotentAndCapacity(t *testing.T) {
 	wantAPIError(t, err, "DryRunOperation", 412)
 	_, _ = c.TerminateInstances(ctx(t), &ec2.TerminateInstancesInput{InstanceIds: []string{aws.ToString(first.Instances[0].InstanceId)}})
 	waitState(t, c, "terminated", aws.ToString(first.Instances[0].InstanceId))
+}
+
+// TestDNSAfterRestart: the VPC's resolver runs in nubo; a restarted nubo
+// brings it back for instances that kept running, though nothing changed.
+func TestDNSAfterRestart(t *testing.T) {
+	srv, c, image := startWithImages(t)
+	out, err := c.RunInstances(ctx(t), &ec2.RunInstancesInput{ImageId: aws.String(image), InstanceType: types.InstanceTypeT3Nano,
+		MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(out.Instances[0].InstanceId)
+	waitState(t, c, "running", id)
+	in := describeOne(t, c, id)
+	resolve := "getent hosts " + aws.ToString(in.PrivateDnsName) + " | awk '{print $1}'"
+	if got := inside(t, srv, id, resolve); got != aws.ToString(in.PrivateIpAddress) {
+		t.Fatalf("before the restart, %s resolves to %q", aws.ToString(in.PrivateDnsName), got)
+	}
+	srv.Kill()
+	if err := srv.Restart(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got := inside(t, srv, id, resolve)
+		if got == aws.ToString(in.PrivateIpAddress) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the restart, %s resolves to %q", aws.ToString(in.PrivateDnsName), got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
