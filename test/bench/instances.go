@@ -89,6 +89,72 @@ func benchInstances(ctx context.Context, n, many int) error {
 		return err
 	}
 	fmt.Printf("  TerminateInstances of %d → all terminated: %s\n", many, time.Since(t0).Round(time.Millisecond))
+	return benchElasticIPMove(ctx, c, image, 5)
+}
+
+// benchElasticIPMove moves an Elastic IP between two running instances
+// under a client loop and reports when the first attempt that reached the
+// new instance began (an upper bound: attempts have a 40 ms deadline, and
+// the one in flight during the move is lost).
+func benchElasticIPMove(ctx context.Context, c *ec2.Client, image *string, moves int) error {
+	ids, err := launch(ctx, c, image, 2)
+	if err != nil {
+		return err
+	}
+	defer c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids})
+	if err := waitRunning(ctx, c, ids, 20*time.Millisecond); err != nil {
+		return err
+	}
+	eip, err := c.AllocateAddress(ctx, &ec2.AllocateAddressInput{})
+	if err != nil {
+		return err
+	}
+	ip := aws.ToString(eip.PublicIp)
+	probe := func() string { k, _ := nubotest.SSHHostKey(ip, 40*time.Millisecond); return k }
+	// settle associates to id and waits until the address answers steadily.
+	settle := func(id string) (string, error) {
+		if _, err := c.AssociateAddress(ctx, &ec2.AssociateAddressInput{AllocationId: eip.AllocationId, InstanceId: aws.String(id), AllowReassociation: aws.Bool(true)}); err != nil {
+			return "", err
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if k := probe(); k != "" && k == probe() {
+				return k, nil
+			}
+		}
+		return "", fmt.Errorf("elastic IP %s does not reach %s", ip, id)
+	}
+	from, err := settle(ids[0])
+	if err != nil {
+		return err
+	}
+	var took []time.Duration
+	lost := 0
+	for i := 0; i < moves; i++ {
+		to := ids[(i+1)%2]
+		t0 := time.Now()
+		if _, err := c.AssociateAddress(ctx, &ec2.AssociateAddressInput{AllocationId: eip.AllocationId, InstanceId: aws.String(to), AllowReassociation: aws.Bool(true)}); err != nil {
+			return err
+		}
+		for {
+			start := time.Now()
+			k := probe()
+			if k != "" && k != from {
+				took = append(took, start.Sub(t0))
+				from = k
+				break
+			}
+			if k == "" {
+				lost++
+			}
+			if time.Since(t0) > 10*time.Second {
+				return fmt.Errorf("elastic IP %s did not move to %s", ip, to)
+			}
+		}
+	}
+	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+	fmt.Printf("  Elastic IP move under a client loop (n=%d): p50 %s, max %s (upper bounds: 40 ms attempts); %d attempts lost\n",
+		moves, took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond), lost)
 	return nil
 }
 

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -14,35 +12,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"golang.org/x/crypto/ssh"
+
+	"nubo/internal/nubotest"
 )
 
 var lastProbeErr error
 
-// hostKey is the ed25519 host key (base64) that addr:22 presents, "" if none.
+// hostKey is the ed25519 host key that addr:22 presents, "" if none within
+// 40 ms (a slow handshake just tries again).
 func hostKey(addr string) string {
-	var got string
-	cfg := &ssh.ClientConfig{
-		User:              "probe",
-		Timeout:           time.Second,
-		HostKeyAlgorithms: []string{ssh.KeyAlgoED25519},
-		HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error {
-			got = base64.StdEncoding.EncodeToString(key.Marshal())
-			return errors.New("seen") // no need to log in
-		},
-	}
-	// A whole-exchange deadline: ssh's Timeout bounds only the TCP connect,
-	// and a handshake caught by a move would otherwise hang for seconds.
-	conn, err := net.DialTimeout("tcp", net.JoinHostPort(addr, "22"), 40*time.Millisecond)
-	if err != nil {
-		lastProbeErr = err
-		return ""
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(40 * time.Millisecond))
-	_, _, _, err = ssh.NewClientConn(conn, addr, cfg)
+	k, err := nubotest.SSHHostKey(addr, 40*time.Millisecond)
 	lastProbeErr = err
-	return got
+	return k
 }
 
 // sshBanner dials addr:22 and returns the server's first line ("" on failure).
