@@ -32,7 +32,7 @@ func (a *Agent) attachNetwork(ctx context.Context, in instance.Instance) (string
 	if err != nil {
 		return "", fmt.Errorf("subnet of %s: %w", in.ID, err)
 	}
-	if err := a.ensureSubnet(ctx, in.Account, v, sn); err != nil {
+	if err := a.ensureSubnetOnce(ctx, in.Account, v, sn); err != nil {
 		return "", err
 	}
 	mac, err := net.ParseMAC(in.MAC)
@@ -76,6 +76,23 @@ func (a *Agent) ensureSubnet(ctx context.Context, account string, v vpc.VPC, sn 
 	a.subnets[sn.ID] = public
 	a.mu.Unlock()
 	return nil
+}
+
+// ensureSubnetOnce is ensureSubnet unless this process already made the
+// subnet as it is now: rewriting a VPC's router at every boot would cost
+// each launch tens of milliseconds.
+func (a *Agent) ensureSubnetOnce(ctx context.Context, account string, v vpc.VPC, sn vpc.Subnet) error {
+	public, err := a.VPCs.IsPublic(ctx, account, sn)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	applied, known := a.subnets[sn.ID]
+	a.mu.Unlock()
+	if known && applied == public {
+		return nil
+	}
+	return a.ensureSubnet(ctx, account, v, sn)
 }
 
 // syncSubnet keeps a running instance's VPC and subnet as the records say:
