@@ -50,7 +50,7 @@ expect "describe-availability-zones" "us-east-1a	us-east-1b	us-east-1c" \
 expect "--endpoint-url form" "us-east-1" \
   command aws --endpoint-url "$AWS_ENDPOINT_URL" ec2 describe-regions --query 'Regions[0].RegionName' --output text
 expect "create-key-pair" "-----BEGIN RSA PRIVATE KEY-----" \
-  bash -c 'aws() { command aws --endpoint-url "$AWS_ENDPOINT_URL" "$@"; }; aws ec2 create-key-pair --key-name k1 --query KeyMaterial --output text | head -1'
+  bash -c 'key=$(command aws --endpoint-url "$AWS_ENDPOINT_URL" ec2 create-key-pair --key-name k1 --query KeyMaterial --output text); echo "${key%%$'"'"'\n'"'"'*}"'
 expect_error "duplicate key name" InvalidKeyPair.Duplicate aws ec2 create-key-pair --key-name k1
 expect_error "wrong secret" AuthFailure env AWS_SECRET_ACCESS_KEY=wrong aws --endpoint-url "$AWS_ENDPOINT_URL" ec2 describe-key-pairs
 expect_error "dry run" DryRunOperation aws ec2 create-key-pair --key-name k2 --dry-run
