@@ -45,3 +45,23 @@ func describe[T any](r *ec2query.Request, k resource.Kind, idParam string, all [
 }
 
 func one(v string) []string { return []string{v} }
+
+// onID is the shape of an action on one resource named by param: the
+// resource must exist (exists), a dry run stops there, then do; it answers
+// <return>true</return>.
+func onID(r *ec2query.Request, param string, exists, do func(id string) error) (any, error) {
+	id, err := r.Params.Required(param)
+	if err != nil {
+		return nil, err
+	}
+	if err := exists(id); err != nil {
+		return nil, err
+	}
+	if err := r.CheckDryRun(); err != nil {
+		return nil, err
+	}
+	if err := do(id); err != nil {
+		return nil, err
+	}
+	return returnTrue{true}, nil
+}

@@ -253,17 +253,9 @@ func (a *API) describeRouteTables(ctx context.Context, r *ec2query.Request) (any
 }
 
 func (a *API) deleteRouteTable(ctx context.Context, r *ec2query.Request) (any, error) {
-	id, err := r.Params.Required("RouteTableId")
-	if err != nil {
-		return nil, err
-	}
-	if err := r.CheckDryRun(); err != nil {
-		return nil, err
-	}
-	if err := a.VPCs.DeleteRouteTable(ctx, r.Account, id); err != nil {
-		return nil, err
-	}
-	return returnTrue{true}, nil
+	return onID(r, "RouteTableId",
+		func(id string) error { _, err := a.VPCs.GetRouteTable(ctx, r.Account, id); return err },
+		func(id string) error { return a.VPCs.DeleteRouteTable(ctx, r.Account, id) })
 }
 
 func (a *API) routeCall(ctx context.Context, r *ec2query.Request, del, replace bool) (any, error) {

@@ -119,20 +119,9 @@ func (a *API) describeSubnets(ctx context.Context, r *ec2query.Request) (any, er
 }
 
 func (a *API) deleteSubnet(ctx context.Context, r *ec2query.Request) (any, error) {
-	id, err := r.Params.Required("SubnetId")
-	if err != nil {
-		return nil, err
-	}
-	if _, err := a.VPCs.GetSubnet(ctx, r.Account, id); err != nil {
-		return nil, err
-	}
-	if err := r.CheckDryRun(); err != nil {
-		return nil, err
-	}
-	if err := a.VPCs.DeleteSubnet(ctx, r.Account, id); err != nil {
-		return nil, err
-	}
-	return returnTrue{true}, nil
+	return onID(r, "SubnetId",
+		func(id string) error { _, err := a.VPCs.GetSubnet(ctx, r.Account, id); return err },
+		func(id string) error { return a.VPCs.DeleteSubnet(ctx, r.Account, id) })
 }
 
 func (a *API) modifySubnetAttribute(ctx context.Context, r *ec2query.Request) (any, error) {

@@ -99,20 +99,9 @@ func (a *API) describeVpcs(ctx context.Context, r *ec2query.Request) (any, error
 }
 
 func (a *API) deleteVpc(ctx context.Context, r *ec2query.Request) (any, error) {
-	id, err := r.Params.Required("VpcId")
-	if err != nil {
-		return nil, err
-	}
-	if _, err := a.VPCs.GetVPC(ctx, r.Account, id); err != nil {
-		return nil, err
-	}
-	if err := r.CheckDryRun(); err != nil {
-		return nil, err
-	}
-	if err := a.VPCs.DeleteVPC(ctx, r.Account, id); err != nil {
-		return nil, err
-	}
-	return returnTrue{true}, nil
+	return onID(r, "VpcId",
+		func(id string) error { _, err := a.VPCs.GetVPC(ctx, r.Account, id); return err },
+		func(id string) error { return a.VPCs.DeleteVPC(ctx, r.Account, id) })
 }
 
 func (a *API) modifyVpcAttribute(ctx context.Context, r *ec2query.Request) (any, error) {
