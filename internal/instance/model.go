@@ -94,6 +94,9 @@ type Instance struct {
 	// AssignPublic: the instance gets a public address at every start.
 	AssignPublic bool   `json:"assignPublic,omitempty"`
 	MAC          string `json:"mac"`
+	// SecurityGroups are the IDs of the primary interface's security
+	// groups (1 to 5, in the VPC), in the order given.
+	SecurityGroups []string `json:"securityGroups,omitempty"`
 
 	RootVolumeID        string `json:"rootVolumeId"`
 	RootDevice          string `json:"rootDevice"`

@@ -42,10 +42,15 @@ var (
 	RouteTableAssoc = Kind{Name: "route-table-association", IDPrefix: "rtbassoc"}
 	AddressAssoc    = Kind{Name: "address-association", IDPrefix: "eipassoc"}
 	CIDRAssociation = Kind{Name: "vpc-cidr-block-association", IDPrefix: "vpc-cidr-assoc"}
+
+	SecurityGroup = Kind{Name: "security-group", IDPrefix: "sg", NotFoundCode: "InvalidGroup.NotFound"}
+	// SecurityGroupRule records live inside their group's record; the
+	// name index (secgroup.RuleKey) leads from a rule's ID to its group.
+	SecurityGroupRule = Kind{Name: "security-group-rule", IDPrefix: "sgr", NotFoundCode: "InvalidSecurityGroupRuleId.NotFound"}
 )
 
 // Kinds lists every kind, for lookups by ID prefix and resource-type name.
-var Kinds = []Kind{KeyPair, Image, Instance, Volume, VPC, Subnet, InternetGateway, RouteTable, ElasticIP}
+var Kinds = []Kind{KeyPair, Image, Instance, Volume, VPC, Subnet, InternetGateway, RouteTable, ElasticIP, SecurityGroup, SecurityGroupRule}
 
 // Reservation is not a stored resource, only an ID prefix.
 var Reservation = Kind{Name: "reservation", IDPrefix: "r"}
