@@ -54,6 +54,10 @@ type RunSpec struct {
 	DeleteOnTermination                  bool // of the root volume
 	DisableAPITermination                bool
 	Tags, VolumeTags                     []resource.Tag
+	// Security groups by ID and, in the default VPC only, by name; neither:
+	// the VPC's default group. (omitempty keeps earlier ClientToken hashes.)
+	SecurityGroupIDs   []string `json:",omitempty"`
+	SecurityGroupNames []string `json:",omitempty"`
 }
 
 // Reservation is what RunInstances answers.
@@ -143,6 +147,10 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 				return Reservation{}, err
 			}
 		}
+		groups, checks, err := s.groups(ctx, account, sn, spec.SecurityGroupIDs, spec.SecurityGroupNames)
+		if err != nil {
+			return Reservation{}, err
+		}
 		var host Host
 		if _, err := s.Store.Get(ctx, HostKey(s.Host), &host); err != nil {
 			return Reservation{}, fmt.Errorf("reading host %s: %w", s.Host, err)
@@ -163,6 +171,10 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 				spec.InstanceType, spec.MinCount, host.Name, host.VCPUs, host.MemoryMiB, alloc.Sum().VCPUs, alloc.Sum().MemoryMiB)
 		}
 		res, ops := s.newReservation(account, spec, im, n, sn)
+		for i := range res.Instances {
+			res.Instances[i].SecurityGroups = groups
+		}
+		ops = append(ops, checks...)
 		if ops, err = s.addresses(ctx, account, sn, spec.PrivateIP, public, &res, ops); err != nil {
 			return Reservation{}, err
 		}

@@ -32,7 +32,8 @@ func hashID(s string) string {
 // first use as AWS does: 172.31.0.0/16, one /20 default subnet per zone that
 // maps public IPs on launch, an attached internet gateway, and a main route
 // table routing 0.0.0.0/0 to it. Creation is one transaction guarded by the
-// default-VPC marker, so racing first uses make one VPC.
+// default-VPC marker, so racing first uses make one VPC. It has a default
+// security group, as every VPC.
 func (s *Service) DefaultVPC(ctx context.Context, account string) (VPC, error) {
 	var id string
 	if _, err := s.Store.Get(ctx, s.defaultKey(account), &id); err == nil {
@@ -65,6 +66,7 @@ func (s *Service) DefaultVPC(ctx context.Context, account string) (VPC, error) {
 		{Key: s.key(account, resource.InternetGateway, igw.ID), Value: igw},
 		{Key: s.key(account, resource.RouteTable, rt.ID), Value: rt},
 	}
+	ops = append(ops, s.defaultGroupOps(account, v.ID, now)...)
 	base := netip.MustParsePrefix(DefaultCIDR).Addr().As4()
 	for i, z := range s.Zones {
 		if i >= 16 {

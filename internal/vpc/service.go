@@ -11,6 +11,7 @@ import (
 
 	"nubo/internal/apierr"
 	"nubo/internal/resource"
+	"nubo/internal/secgroup"
 	"nubo/internal/store"
 )
 
@@ -84,7 +85,8 @@ func ParseCIDR(param, cidr string) (netip.Prefix, error) {
 	return p, nil
 }
 
-// CreateVPC makes a VPC with its main route table (one local route).
+// CreateVPC makes a VPC with its main route table (one local route) and its
+// default security group.
 func (s *Service) CreateVPC(ctx context.Context, account, cidr string, tags []resource.Tag, isDefault bool) (VPC, error) {
 	p, err := ParseCIDR("CidrBlock", cidr)
 	if err != nil {
@@ -110,9 +112,11 @@ func (s *Service) CreateVPC(ctx context.Context, account, cidr string, tags []re
 		Associations: []Association{{ID: resource.NewID(resource.RouteTableAssoc), Main: true}},
 	}
 	v.MainRouteTableID = rt.ID
-	err = s.Store.Apply(ctx,
-		store.Op{Key: s.key(account, resource.VPC, v.ID), Value: v},
-		store.Op{Key: s.key(account, resource.RouteTable, rt.ID), Value: rt})
+	ops := []store.Op{
+		{Key: s.key(account, resource.VPC, v.ID), Value: v},
+		{Key: s.key(account, resource.RouteTable, rt.ID), Value: rt},
+	}
+	err = s.Store.Apply(ctx, append(ops, s.defaultGroupOps(account, v.ID, now)...)...)
 	return v, err
 }
 
@@ -130,7 +134,8 @@ func (s *Service) VPCs(ctx context.Context, account string) ([]VPC, error) {
 	return list[VPC](ctx, s, account, resource.VPC)
 }
 
-// DeleteVPC removes a VPC that has nothing left in it.
+// DeleteVPC removes a VPC that has nothing left in it but its main route
+// table and default security group, which go with it.
 func (s *Service) DeleteVPC(ctx context.Context, account, id string) error {
 	v, rev, err := get[VPC](ctx, s, account, resource.VPC, id)
 	if err != nil {
@@ -163,9 +168,30 @@ func (s *Service) DeleteVPC(ctx context.Context, account, id string) error {
 			return apierr.New("DependencyViolation", "The vpc '%s' has dependencies and cannot be deleted: route table %s.", id, rt.ID)
 		}
 	}
+	groups, err := s.SecurityGroups(ctx, account)
+	if err != nil {
+		return err
+	}
+	var def *secgroup.Group
+	for i, g := range groups {
+		if g.VPCID != id {
+			continue
+		}
+		if g.Name != secgroup.DefaultName {
+			return apierr.New("DependencyViolation", "The vpc '%s' has dependencies and cannot be deleted: security group %s.", id, g.ID)
+		}
+		def = &groups[i]
+	}
 	ops := []store.Op{
 		{Key: s.key(account, resource.VPC, id), ModRev: rev, Delete: true},
 		{Key: s.key(account, resource.RouteTable, v.MainRouteTableID), ModRev: -1, Delete: true},
+	}
+	if def != nil { // the default group goes with its VPC, unless it changed meanwhile
+		g, grev, err := s.SecurityGroup(ctx, account, def.ID)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, s.groupDeleteOps(account, g, grev)...)
 	}
 	if v.IsDefault { // gone for good: AWS makes no new default VPC by itself
 		ops = append(ops, store.Op{Key: s.defaultKey(account), Value: "", ModRev: -1})

@@ -33,12 +33,13 @@ func (a *API) describeInstanceAttribute(ctx context.Context, r *ec2query.Request
 		return nil, err
 	}
 	out := struct {
-		InstanceID                        string     `xml:"instanceId"`
-		InstanceType                      *valueItem `xml:"instanceType,omitempty"`
-		UserData                          *valueItem `xml:"userData,omitempty"`
-		DisableAPITermination             *boolValue `xml:"disableApiTermination,omitempty"`
-		InstanceInitiatedShutdownBehavior *valueItem `xml:"instanceInitiatedShutdownBehavior,omitempty"`
-		RootDeviceName                    *valueItem `xml:"rootDeviceName,omitempty"`
+		InstanceID                        string                        `xml:"instanceId"`
+		InstanceType                      *valueItem                    `xml:"instanceType,omitempty"`
+		UserData                          *valueItem                    `xml:"userData,omitempty"`
+		DisableAPITermination             *boolValue                    `xml:"disableApiTermination,omitempty"`
+		InstanceInitiatedShutdownBehavior *valueItem                    `xml:"instanceInitiatedShutdownBehavior,omitempty"`
+		RootDeviceName                    *valueItem                    `xml:"rootDeviceName,omitempty"`
+		GroupSet                          *ec2query.List[instanceGroup] `xml:"groupSet,omitempty"`
 	}{InstanceID: id}
 	switch attr {
 	case "instanceType":
@@ -51,8 +52,11 @@ func (a *API) describeInstanceAttribute(ctx context.Context, r *ec2query.Request
 		out.InstanceInitiatedShutdownBehavior = &valueItem{in.ShutdownBehavior}
 	case "rootDeviceName":
 		out.RootDeviceName = &valueItem{in.RootDevice}
+	case "groupSet":
+		set := instanceGroupSet(in.SecurityGroups, nil) // IDs only, as EC2 answers
+		out.GroupSet = &set
 	default:
-		return nil, apierr.InvalidValue("Attribute", attr, "nubo supports instanceType, userData, disableApiTermination, instanceInitiatedShutdownBehavior and rootDeviceName.")
+		return nil, apierr.InvalidValue("Attribute", attr, "nubo supports instanceType, userData, disableApiTermination, instanceInitiatedShutdownBehavior, rootDeviceName and groupSet.")
 	}
 	return out, nil
 }
@@ -111,11 +115,28 @@ func (a *API) modifyInstanceAttribute(ctx context.Context, r *ec2query.Request) 
 		}
 		mutations = append(mutations, func(in *instance.Instance) error { in.ShutdownBehavior = v; return nil })
 	}
-	if len(mutations) == 0 {
+	// Security groups are written with a check on each group: not a mutation.
+	groups := p.Strings("GroupId")
+	if err := checkGroupIDs(groups); err != nil {
+		return nil, err
+	}
+	if p.String("Attribute") == "groupSet" && len(groups) == 0 {
+		return nil, apierr.Missing("GroupId")
+	}
+	if len(groups) > 0 && len(mutations) > 0 {
+		return nil, apierr.New(apierr.InvalidParameterCombination, "Security groups (GroupId.N) must be modified on their own, without other attributes.")
+	}
+	if len(mutations) == 0 && len(groups) == 0 {
 		return nil, apierr.New(apierr.MissingParameter, "The request must contain an attribute to modify (e.g. InstanceType.Value, DisableApiTermination.Value).")
 	}
 	if err := r.CheckDryRun(); err != nil {
 		return nil, err
+	}
+	if len(groups) > 0 {
+		if err := a.Instances.SetSecurityGroups(ctx, r.Account, id, groups); err != nil {
+			return nil, err
+		}
+		return returnTrue{true}, nil
 	}
 	err = a.Instances.Modify(ctx, r.Account, id, func(in *instance.Instance) error {
 		for _, m := range mutations {

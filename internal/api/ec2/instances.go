@@ -73,6 +73,9 @@ func (a *API) runInstances(ctx context.Context, r *ec2query.Request) (any, error
 			return nil, err
 		}
 	}
+	if spec.SecurityGroupIDs, spec.SecurityGroupNames, err = launchGroups(p); err != nil {
+		return nil, err
+	}
 	if spec.SubnetID != "" && !resource.ValidID(resource.Subnet, spec.SubnetID) {
 		return nil, apierr.New("InvalidSubnetID.Malformed", "Invalid id: \"%s\" (expecting \"subnet-...\")", spec.SubnetID)
 	}
@@ -136,10 +139,14 @@ func (a *API) runInstances(ctx context.Context, r *ec2query.Request) (any, error
 	if err != nil {
 		return nil, err
 	}
+	groups, err := a.groupNames(ctx, r.Account)
+	if err != nil {
+		return nil, err
+	}
 	items := make([]instanceItem, len(res.Instances))
 	names := a.dnsNamer(ctx, r.Account)
 	for i, in := range res.Instances {
-		items[i] = a.instanceItem(in, names)
+		items[i] = a.instanceItem(in, names, groups)
 	}
 	return struct {
 		ReservationID string                      `xml:"reservationId"`
@@ -212,7 +219,7 @@ type instanceItem struct {
 	PrivateIPAddress      string                       `xml:"privateIpAddress,omitempty"`
 	IPAddress             string                       `xml:"ipAddress,omitempty"`
 	SourceDestCheck       bool                         `xml:"sourceDestCheck"`
-	GroupSet              ec2query.List[struct{}]      `xml:"groupSet"`
+	GroupSet              ec2query.List[instanceGroup] `xml:"groupSet"`
 	ClientToken           string                       `xml:"clientToken"`
 	TagSet                *ec2query.List[ec2query.Tag] `xml:"tagSet"`
 	Hypervisor            string                       `xml:"hypervisor"`
@@ -264,7 +271,8 @@ func (a *API) dnsNamer(ctx context.Context, account string) func(instance.Instan
 	}
 }
 
-func (a *API) instanceItem(in instance.Instance, names func(instance.Instance) (string, string)) instanceItem {
+// instanceItem renders an instance; groups maps security group IDs to names.
+func (a *API) instanceItem(in instance.Instance, names func(instance.Instance) (string, string), groups map[string]string) instanceItem {
 	it, _ := catalog.LookupInstanceType(in.InstanceType)
 	private, public := names(in)
 	item := instanceItem{
@@ -301,7 +309,8 @@ func (a *API) instanceItem(in instance.Instance, names func(instance.Instance) (
 	if in.StateReason != nil {
 		item.StateReason = &reasonItem{in.StateReason.Code, in.StateReason.Message}
 	}
-	if in.State != instance.Terminated {
+	if in.State != instance.Terminated { // its interface and volume are gone
+		item.GroupSet = instanceGroupSet(in.SecurityGroups, groups)
 		item.BlockDeviceMapping.Items = []blockDevice{{DeviceName: in.RootDevice, Ebs: ebsMapping{
 			VolumeID: in.RootVolumeID, Status: "attached", AttachTime: ec2query.Time(in.LaunchTime), DeleteOnTermination: in.DeleteOnTermination}}}
 	}
@@ -348,6 +357,9 @@ var instanceFilters = map[string]ec2query.FilterFunc[instance.Instance]{
 	"network-interface.addresses.private-ip-address": func(in instance.Instance) []string {
 		return nonEmpty(in.PrivateIP)
 	},
+	"instance.group-id":          instanceGroupIDs,
+	"network-interface.group-id": instanceGroupIDs,
+	"group-id":                   instanceGroupIDs,
 }
 
 func instanceTags(in instance.Instance) ec2query.Tags { return in.Tags }
@@ -359,7 +371,15 @@ func (a *API) selectInstances(ctx context.Context, r *ec2query.Request) ([]insta
 	if err != nil {
 		return nil, err
 	}
-	m, err := ec2query.Compile(filters, instanceFilters, instanceTags)
+	var names map[string]string
+	for _, f := range filters {
+		if instanceGroupNameFilters[f.Name] && names == nil {
+			if names, err = a.groupNames(ctx, r.Account); err != nil {
+				return nil, err
+			}
+		}
+	}
+	m, err := ec2query.CompileWith(filters, instanceFilter(names), instanceTags)
 	if err != nil {
 		return nil, err
 	}
@@ -409,6 +429,10 @@ func (a *API) describeInstances(ctx context.Context, r *ec2query.Request) (any, 
 	if err != nil {
 		return nil, err
 	}
+	groups, err := a.groupNames(ctx, r.Account)
+	if err != nil {
+		return nil, err
+	}
 	names := a.dnsNamer(ctx, r.Account)
 	// Group into reservations, in order of first appearance.
 	var out []reservationItem
@@ -420,7 +444,7 @@ func (a *API) describeInstances(ctx context.Context, r *ec2query.Request) (any, 
 			index[in.ReservationID] = i
 			out = append(out, reservationItem{ReservationID: in.ReservationID, OwnerID: in.Account})
 		}
-		out[i].InstancesSet.Items = append(out[i].InstancesSet.Items, a.instanceItem(in, names))
+		out[i].InstancesSet.Items = append(out[i].InstancesSet.Items, a.instanceItem(in, names, groups))
 	}
 	return struct {
 		ReservationSet ec2query.List[reservationItem] `xml:"reservationSet"`
