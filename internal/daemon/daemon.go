@@ -22,6 +22,7 @@ import (
 	"nubo/internal/instance"
 	"nubo/internal/keypair"
 	"nubo/internal/resource"
+	"nubo/internal/secgroup"
 	"nubo/internal/store"
 	"nubo/internal/vpc"
 )
@@ -103,6 +104,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	vpcs := &vpc.Service{Store: st, Region: cfg.Region, Zones: vzones}
 	keys := &keypair.Service{Store: st}
+	groups := &secgroup.Service{Store: st, DefaultVPC: func(ctx context.Context, account string) (string, error) {
+		v, err := vpcs.DefaultVPC(ctx, account)
+		return v.ID, err
+	}}
 	images := &ami.Registry{Store: st, Region: cfg.Region}
 	host, err := startHost(ctx, cfg, st, images, vpcs)
 	if err != nil {
@@ -118,6 +123,8 @@ func Run(ctx context.Context, cfg Config) error {
 			VPCs: vpcs, Public: &vpc.PublicPool{Store: st, Prefix: cfg.PublicPool}},
 		Console: host.agent.Console,
 		VPCs:    vpcs,
+
+		SecurityGroups: groups,
 	}
 	q := &ec2query.Server{
 		Region:  cfg.Region,

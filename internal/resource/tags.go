@@ -56,66 +56,128 @@ func Merge(id string, set map[string]string, tags []Tag) (map[string]string, err
 	return set, nil
 }
 
-// Tagger changes the tags of any stored resource.
+// Tagger changes the tags of any stored resource. Most records carry their
+// own "tags"; a security group rule is an element of its group's "rules",
+// found through the rule's index entry (its group's ID).
 type Tagger struct{ Store *store.Store }
 
-// lookup resolves ids to their record keys, failing on the first one that is
-// malformed or does not exist in scope.
-func (tg Tagger) lookup(ctx context.Context, s Scope, ids []string) ([]string, error) {
-	keys := make([]string, len(ids))
+// target is where one resource's tags live: a record, and in it the
+// element of "rules" with the resource's ID when member is set.
+type target struct {
+	key, id string
+	member  bool
+}
+
+func notFound(id string) error {
+	k, _ := KindOf(id)
+	return apierr.New(k.NotFoundCode, "The %s ID '%s' does not exist", k.Name, id)
+}
+
+// lookup resolves ids to where their tags live, failing on the first one
+// that is malformed or does not exist in scope.
+func (tg Tagger) lookup(ctx context.Context, s Scope, ids []string) ([]target, error) {
+	ts := make([]target, len(ids))
 	for i, id := range ids {
 		k, ok := KindOf(id)
 		if !ok || !ValidID(k, id) {
 			return nil, apierr.New(apierr.InvalidID, "The ID '%s' is not valid", id)
 		}
-		keys[i] = Key(s, k, id)
-		var m Meta
-		if _, err := tg.Store.Get(ctx, keys[i], &m); errors.Is(err, store.ErrNotFound) {
-			return nil, apierr.New(k.NotFoundCode, "The %s ID '%s' does not exist", k.Name, id)
+		ts[i] = target{key: Key(s, k, id), id: id}
+		if k == SecurityGroupRule {
+			var group string
+			if _, err := tg.Store.Get(ctx, NameKey(s, k, id), &group); errors.Is(err, store.ErrNotFound) {
+				return nil, notFound(id)
+			} else if err != nil {
+				return nil, err
+			}
+			ts[i] = target{key: Key(s, SecurityGroup, group), id: id, member: true}
+		}
+		var rec map[string]json.RawMessage
+		if _, err := tg.Store.Get(ctx, ts[i].key, &rec); errors.Is(err, store.ErrNotFound) {
+			return nil, notFound(id)
 		} else if err != nil {
 			return nil, err
 		}
-	}
-	return keys, nil
-}
-
-// patchTags rewrites only the "tags" member of a record, leaving the rest as stored.
-func (tg Tagger) patchTags(ctx context.Context, key, id string, change func(map[string]string) (map[string]string, error)) error {
-	_, err := store.Update(ctx, tg.Store, key, func(rec *map[string]json.RawMessage) error {
-		tags := map[string]string{}
-		if raw, ok := (*rec)["tags"]; ok {
-			if err := json.Unmarshal(raw, &tags); err != nil {
-				return fmt.Errorf("decoding tags of %s: %w", id, err)
+		if ts[i].member {
+			if err := patchMember(rec, id, func(t map[string]string) (map[string]string, error) { return t, nil }); err != nil {
+				return nil, err
 			}
 		}
-		tags, err := change(tags)
-		if err != nil {
-			return err
+	}
+	return ts, nil
+}
+
+type tagChange = func(map[string]string) (map[string]string, error)
+
+// patchTags rewrites only the "tags" member of a record (or of one of its
+// rules), leaving the rest as stored.
+func (tg Tagger) patchTags(ctx context.Context, t target, change tagChange) error {
+	_, err := store.Update(ctx, tg.Store, t.key, func(rec *map[string]json.RawMessage) error {
+		if t.member {
+			return patchMember(*rec, t.id, change)
 		}
-		if len(tags) == 0 {
-			delete(*rec, "tags")
-			return nil
-		}
-		raw, err := json.Marshal(tags)
-		(*rec)["tags"] = raw
-		return err
+		return patchObject(*rec, t.id, change)
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		k, _ := KindOf(id)
-		return apierr.New(k.NotFoundCode, "The %s ID '%s' does not exist", k.Name, id)
+		return notFound(t.id)
 	}
 	return err
 }
 
-// Create adds or overwrites tags on every resource in ids.
-func (tg Tagger) Create(ctx context.Context, s Scope, ids []string, tags []Tag) error {
-	keys, err := tg.lookup(ctx, s, ids)
+// patchObject applies change to the "tags" member of one JSON object.
+func patchObject(obj map[string]json.RawMessage, id string, change tagChange) error {
+	tags := map[string]string{}
+	if raw, ok := obj["tags"]; ok {
+		if err := json.Unmarshal(raw, &tags); err != nil {
+			return fmt.Errorf("decoding tags of %s: %w", id, err)
+		}
+	}
+	tags, err := change(tags)
 	if err != nil {
 		return err
 	}
-	for i, key := range keys {
-		id := ids[i]
-		if err := tg.patchTags(ctx, key, id, func(set map[string]string) (map[string]string, error) {
+	if len(tags) == 0 {
+		delete(obj, "tags")
+		return nil
+	}
+	raw, err := json.Marshal(tags)
+	obj["tags"] = raw
+	return err
+}
+
+// patchMember applies change to the tags of the element of rec's "rules"
+// whose "id" is id.
+func patchMember(rec map[string]json.RawMessage, id string, change tagChange) error {
+	var rules []map[string]json.RawMessage
+	if raw, ok := rec["rules"]; ok {
+		if err := json.Unmarshal(raw, &rules); err != nil {
+			return fmt.Errorf("decoding the rules holding %s: %w", id, err)
+		}
+	}
+	for _, r := range rules {
+		var rid string
+		if err := json.Unmarshal(r["id"], &rid); err != nil || rid != id {
+			continue
+		}
+		if err := patchObject(r, id, change); err != nil {
+			return err
+		}
+		raw, err := json.Marshal(rules)
+		rec["rules"] = raw
+		return err
+	}
+	return notFound(id)
+}
+
+// Create adds or overwrites tags on every resource in ids.
+func (tg Tagger) Create(ctx context.Context, s Scope, ids []string, tags []Tag) error {
+	ts, err := tg.lookup(ctx, s, ids)
+	if err != nil {
+		return err
+	}
+	for _, t := range ts {
+		id := t.id
+		if err := tg.patchTags(ctx, t, func(set map[string]string) (map[string]string, error) {
 			return Merge(id, set, tags)
 		}); err != nil {
 			return fmt.Errorf("tagging %s: %w", id, err)
@@ -127,12 +189,12 @@ func (tg Tagger) Create(ctx context.Context, s Scope, ids []string, tags []Tag) 
 // Delete removes tags from every resource in ids: a tag given with a value is
 // removed only if the value matches; no tags at all removes every tag.
 func (tg Tagger) Delete(ctx context.Context, s Scope, ids []string, tags []Tag) error {
-	keys, err := tg.lookup(ctx, s, ids)
+	ts, err := tg.lookup(ctx, s, ids)
 	if err != nil {
 		return err
 	}
-	for i, key := range keys {
-		if err := tg.patchTags(ctx, key, ids[i], func(set map[string]string) (map[string]string, error) {
+	for _, t := range ts {
+		if err := tg.patchTags(ctx, t, func(set map[string]string) (map[string]string, error) {
 			if len(tags) == 0 {
 				return nil, nil
 			}
@@ -143,7 +205,7 @@ func (tg Tagger) Delete(ctx context.Context, s Scope, ids []string, tags []Tag) 
 			}
 			return set, nil
 		}); err != nil {
-			return fmt.Errorf("untagging %s: %w", ids[i], err)
+			return fmt.Errorf("untagging %s: %w", t.id, err)
 		}
 	}
 	return nil
@@ -163,14 +225,23 @@ func (tg Tagger) List(ctx context.Context, s Scope) ([]TagDescription, error) {
 		return nil, err
 	}
 	var out []TagDescription
+	add := func(id string, tags map[string]string) {
+		k, _ := KindOf(id)
+		for key, val := range tags {
+			out = append(out, TagDescription{ResourceID: id, ResourceType: k.Name, Key: key, Value: val})
+		}
+	}
 	for _, kv := range kvs {
-		var m Meta
+		var m struct {
+			Meta
+			Rules []Meta `json:"rules"` // a security group's rules, tagged one by one
+		}
 		if err := json.Unmarshal(kv.Value, &m); err != nil {
 			return nil, fmt.Errorf("decoding %s: %w", kv.Key, err)
 		}
-		k, _ := KindOf(m.ID)
-		for key, val := range m.Tags {
-			out = append(out, TagDescription{ResourceID: m.ID, ResourceType: k.Name, Key: key, Value: val})
+		add(m.ID, m.Tags)
+		for _, r := range m.Rules {
+			add(r.ID, r.Tags)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -12,6 +12,7 @@ import (
 	"nubo/internal/instance"
 	"nubo/internal/keypair"
 	"nubo/internal/resource"
+	"nubo/internal/secgroup"
 	"nubo/internal/vpc"
 )
 
@@ -23,6 +24,8 @@ type API struct {
 	Images    *ami.Registry
 	Instances *instance.Service
 	VPCs      *vpc.Service
+	// SecurityGroups keeps security groups and their rules.
+	SecurityGroups *secgroup.Service
 	// Console returns an instance's console output and when it was taken.
 	Console func(ctx context.Context, id string) ([]byte, time.Time, error)
 }
@@ -81,6 +84,18 @@ func (a *API) Actions() map[string]ec2query.Handler {
 		"AssociateAddress":              a.associateAddress,
 		"DisassociateAddress":           a.disassociateAddress,
 		"ReleaseAddress":                a.releaseAddress,
+
+		"CreateSecurityGroup":                        a.createSecurityGroup,
+		"DeleteSecurityGroup":                        a.deleteSecurityGroup,
+		"DescribeSecurityGroups":                     a.describeSecurityGroups,
+		"DescribeSecurityGroupRules":                 a.describeSecurityGroupRules,
+		"AuthorizeSecurityGroupIngress":              a.authorizeSecurityGroupIngress,
+		"AuthorizeSecurityGroupEgress":               a.authorizeSecurityGroupEgress,
+		"RevokeSecurityGroupIngress":                 a.revokeSecurityGroupIngress,
+		"RevokeSecurityGroupEgress":                  a.revokeSecurityGroupEgress,
+		"ModifySecurityGroupRules":                   a.modifySecurityGroupRules,
+		"UpdateSecurityGroupRuleDescriptionsIngress": a.updateSecurityGroupRuleDescriptionsIngress,
+		"UpdateSecurityGroupRuleDescriptionsEgress":  a.updateSecurityGroupRuleDescriptionsEgress,
 	}
 }
 
