@@ -70,6 +70,13 @@ type Driver interface {
 	// SetDNS replaces what the VPC's resolver (VPC base + 2, port 53) answers.
 	SetDNS(ctx context.Context, vpcID string, dns DNS) error
 
+	// SetFirewall replaces the security groups the VPC's router enforces on
+	// its instances' interfaces, atomically: a packet sees the old firewall
+	// or the new one. An interface of the VPC that Ports does not name
+	// passes nothing (default deny both ways); Ports may name interfaces
+	// not attached yet, so their firewall is in place when they are.
+	SetFirewall(ctx context.Context, vpcID string, fw Firewall) error
+
 	// Observe reports what exists, for reconciliation.
 	Observe(ctx context.Context) (State, error)
 	// Close stops what runs in this process (the resolvers) and leaves the
@@ -127,6 +134,47 @@ type DNSRecord struct {
 	Name string
 	IP   netip.Addr
 }
+
+// Firewall is a VPC's security groups as the data plane enforces them:
+// stateful (replies to allowed traffic pass both ways, an established
+// connection lives as long as the rules still allow it), default deny in,
+// egress as the rules say, dropped rather than rejected.
+type Firewall struct {
+	Groups []SecurityGroup
+	Ports  []Port
+}
+
+// SecurityGroup is one group's rules. A rule naming another group arrives
+// expanded: one rule per current private address of that group's members.
+type SecurityGroup struct {
+	ID      string
+	Ingress []FirewallRule // what may reach the group's interfaces
+	Egress  []FirewallRule // where they may send
+}
+
+// FirewallRule allows traffic with a peer (the source of ingress, the
+// destination of egress) by protocol and ports. IPv4 only: the data plane
+// has no IPv6.
+type FirewallRule struct {
+	// Protocol is an IANA protocol number, or -1 for all.
+	Protocol int
+	// FromPort and ToPort: the destination port range for TCP (6) and UDP
+	// (17); for ICMP (1) the type and the code, -1 meaning any. Ignored for
+	// other protocols.
+	FromPort, ToPort int
+	Peer             netip.Prefix
+}
+
+// Port names one interface and the groups that filter it (1 to
+// MaxGroupsPerPort, listed in Firewall.Groups).
+type Port struct {
+	InstanceID string
+	Device     int
+	Groups     []string
+}
+
+// MaxGroupsPerPort is EC2's limit of security groups per interface.
+const MaxGroupsPerPort = 5
 
 // State is what a driver observes.
 type State struct {

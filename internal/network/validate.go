@@ -174,3 +174,58 @@ func (r PublicRange) Check(ip netip.Addr) error {
 	}
 	return nil
 }
+
+// Validate checks a firewall whatever the state: group and instance IDs,
+// 1 to MaxGroupsPerPort known groups per port, no port twice, IPv4 peers,
+// protocols and ports in range.
+func (f Firewall) Validate() error {
+	groups := make(map[string]bool, len(f.Groups))
+	for _, g := range f.Groups {
+		if !ValidID(g.ID, "sg-") || groups[g.ID] {
+			return fmt.Errorf("%w: security group ID %q (malformed or listed twice)", ErrInvalid, g.ID)
+		}
+		groups[g.ID] = true
+		for _, rs := range [][]FirewallRule{g.Ingress, g.Egress} {
+			for _, r := range rs {
+				if err := r.validate(); err != nil {
+					return fmt.Errorf("security group %s: %w", g.ID, err)
+				}
+			}
+		}
+	}
+	ports := make(map[string]bool, len(f.Ports))
+	for _, p := range f.Ports {
+		key := fmt.Sprintf("%s/%d", p.InstanceID, p.Device)
+		switch {
+		case !ValidID(p.InstanceID, "i-"):
+			return fmt.Errorf("%w: instance ID %q", ErrInvalid, p.InstanceID)
+		case p.Device < 0 || p.Device > MaxDevice:
+			return fmt.Errorf("%w: device index %d: must be 0 to %d", ErrInvalid, p.Device, MaxDevice)
+		case ports[key]:
+			return fmt.Errorf("%w: interface %s listed twice", ErrInvalid, key)
+		case len(p.Groups) == 0 || len(p.Groups) > MaxGroupsPerPort:
+			return fmt.Errorf("%w: interface %s has %d security groups: must be 1 to %d", ErrInvalid, key, len(p.Groups), MaxGroupsPerPort)
+		}
+		ports[key] = true
+		for _, g := range p.Groups {
+			if !groups[g] {
+				return fmt.Errorf("%w: interface %s: security group %q is not in the firewall", ErrInvalid, key, g)
+			}
+		}
+	}
+	return nil
+}
+
+func (r FirewallRule) validate() error {
+	switch {
+	case !r.Peer.IsValid() || !r.Peer.Addr().Is4() || r.Peer != r.Peer.Masked():
+		return fmt.Errorf("%w: peer %s is not an IPv4 prefix", ErrInvalid, r.Peer)
+	case r.Protocol < -1 || r.Protocol > 255:
+		return fmt.Errorf("%w: protocol %d", ErrInvalid, r.Protocol)
+	case (r.Protocol == 6 || r.Protocol == 17) && (r.FromPort < 0 || r.FromPort > r.ToPort || r.ToPort > 65535):
+		return fmt.Errorf("%w: port range %d-%d", ErrInvalid, r.FromPort, r.ToPort)
+	case r.Protocol == 1 && (r.FromPort < -1 || r.FromPort > 255 || r.ToPort < -1 || r.ToPort > 255 || r.FromPort == -1 && r.ToPort != -1):
+		return fmt.Errorf("%w: ICMP type %d code %d", ErrInvalid, r.FromPort, r.ToPort)
+	}
+	return nil
+}

@@ -36,6 +36,7 @@ const (
 	OpClearPublicIP Op = "ClearPublicIP"
 	OpSetDNS        Op = "SetDNS"
 	OpObserve       Op = "Observe"
+	OpSetFirewall   Op = "SetFirewall"
 )
 
 // Config of the fake; zero values take the real driver's defaults.
@@ -63,6 +64,7 @@ type vpc struct {
 	subnets   map[string]network.Subnet
 	toPrivate map[netip.Addr]netip.Addr
 	dns       *network.DNS // nil: no resolver running
+	firewall  *network.Firewall
 }
 
 var _ network.Driver = (*Driver)(nil)
@@ -402,6 +404,34 @@ func (d *Driver) SetDNS(ctx context.Context, vpcID string, dns network.DNS) erro
 	}
 	v.dns = &network.DNS{Zones: slices.Clone(dns.Zones), Records: slices.Clone(dns.Records)}
 	return nil
+}
+
+// SetFirewall implements network.Driver.
+func (d *Driver) SetFirewall(ctx context.Context, vpcID string, fw network.Firewall) error {
+	if err := fw.Validate(); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	if err := d.begin(ctx, OpSetFirewall); err != nil {
+		return err
+	}
+	v, err := d.vpc(vpcID)
+	if err != nil {
+		return err
+	}
+	cp := network.Firewall{Groups: slices.Clone(fw.Groups), Ports: slices.Clone(fw.Ports)}
+	v.firewall = &cp
+	return nil
+}
+
+// Firewall returns what SetFirewall last set for a VPC, if anything.
+func (d *Driver) Firewall(vpcID string) (network.Firewall, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if v := d.vpcs[vpcID]; v != nil && v.firewall != nil {
+		return *v.firewall, true
+	}
+	return network.Firewall{}, false
 }
 
 // Observe implements network.Driver.

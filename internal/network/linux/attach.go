@@ -231,7 +231,11 @@ func (d *Driver) configureRouterSide(rpath string, rh *netlink.Handle, p netlink
 	name := p.Attrs().Name
 	err := netns.SetSysctls(rpath,
 		netns.Sysctl{Key: "net/ipv4/conf/" + name + "/proxy_arp", Value: "1"},
-		netns.Sysctl{Key: "net/ipv4/conf/" + name + "/rp_filter", Value: "1"})
+		netns.Sysctl{Key: "net/ipv4/conf/" + name + "/rp_filter", Value: "1"},
+		// Proxy ARP answers a broadcast request after a random delay of
+		// up to proxy_delay (0.8 s by default): an instance's first packet
+		// to a neighbour would wait for it.
+		netns.Sysctl{Key: "net/ipv4/neigh/" + name + "/proxy_delay", Value: "0"})
 	if err != nil {
 		return err
 	}

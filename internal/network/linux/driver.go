@@ -108,6 +108,9 @@ type Driver struct {
 
 	dnsMu     sync.Mutex
 	resolvers map[string]*resolver.Server // by VPC ID
+
+	fwMu sync.Mutex
+	fw   map[string]*fwState // by VPC ID: what SetFirewall last wrote
 }
 
 var _ network.Driver = (*Driver)(nil)

@@ -3,6 +3,9 @@ package linux_test
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
+	"slices"
+	"sync"
 	"net"
 	"net/netip"
 	"syscall"
@@ -62,6 +65,15 @@ func (n net10) subnet(vpcID, id, cidr string, public bool) {
 // CIDR, e.g. "10.0.1.10/24") and returns its namespace's path.
 func (n net10) attach(vpcID, subnetID, id, ipPrefix string) string {
 	n.t.Helper()
+	path := n.attachClosed(vpcID, subnetID, id, ipPrefix)
+	n.open(vpcID, network.Port{InstanceID: id, Device: 0})
+	return path
+}
+
+// attachClosed is attach without opening the firewall: nothing passes until
+// SetFirewall names the port.
+func (n net10) attachClosed(vpcID, subnetID, id, ipPrefix string) string {
+	n.t.Helper()
 	p := netip.MustParsePrefix(ipPrefix)
 	h := sha256.Sum256([]byte(id))
 	ifc := network.Interface{
@@ -75,6 +87,32 @@ func (n net10) attach(vpcID, subnetID, id, ipPrefix string) string {
 	}
 	return path
 }
+
+// open lets everything in and out of the given ports and of those opened
+// before in the VPC: the data plane denies by default, and the tests of
+// routing are not about security groups.
+func (n net10) open(vpcID string, ports ...network.Port) {
+	n.t.Helper()
+	openMu.Lock()
+	defer openMu.Unlock()
+	key := fmt.Sprintf("%p/%s", n.d, vpcID)
+	for _, p := range ports {
+		p.Groups = []string{"sg-open"}
+		if !slices.ContainsFunc(openPorts[key], func(q network.Port) bool { return q.InstanceID == p.InstanceID && q.Device == p.Device }) {
+			openPorts[key] = append(openPorts[key], p)
+		}
+	}
+	all := []network.FirewallRule{{Protocol: -1, Peer: netip.MustParsePrefix("0.0.0.0/0")}}
+	fw := network.Firewall{Groups: []network.SecurityGroup{{ID: "sg-open", Ingress: all, Egress: all}}, Ports: openPorts[key]}
+	if err := n.d.SetFirewall(context.Background(), vpcID, fw); err != nil {
+		n.t.Fatalf("SetFirewall %s: %v", vpcID, err)
+	}
+}
+
+var (
+	openMu    sync.Mutex
+	openPorts = map[string][]network.Port{}
+)
 
 func (n net10) public(vpcID, priv, pub string) {
 	n.t.Helper()

@@ -215,6 +215,7 @@ func TestSecondInterface(t *testing.T) {
 	if err != nil || path != multi {
 		t.Fatalf("Attach eth1: %q, %v; want %q", path, err, multi)
 	}
+	n.open("vpc-a", network.Port{InstanceID: "i-multi", Device: 1})
 	networktest.ServeWho(t, multi, "multi", "0.0.0.0:8080")
 	for _, addr := range []string{"10.0.1.10:8080", "10.0.2.11:8080"} {
 		if name, _, err := networktest.Ask(ctxT(t), peer, addr); err != nil || name != "multi" {

@@ -17,6 +17,8 @@ import (
 //	map to_private      public IP → private IP (DNAT of inbound traffic)
 //	map to_public       private IP → public IP (SNAT of outbound traffic)
 //	set natted          the private IPs that have a public IP (keys of to_public)
+//	map in_ports        instance port → goto in-<port>   (security groups,
+//	map out_ports       instance port → goto out-<port>   see firewall.go)
 //
 // NAT is stateless, one to one, as EC2's internet gateway does it: the
 // destination of what comes from the gateway and the source of what goes to
@@ -37,6 +39,12 @@ const (
 	chainSNAT     = "postrouting"
 	chainForward  = "forward"
 	chainInput    = "input"
+	chainIngress  = "ingress"
+	chainEgress   = "egress"
+	mapInPorts    = "in_ports"
+	mapOutPorts   = "out_ports"
+	chainChecked  = "fw_checked"
+	chainCheck    = "fw_check_done"
 	transitIfname = `"` + routerTransit + `"`
 )
 
@@ -50,6 +58,8 @@ func routerRuleset(tx *knftables.Transaction, vpcID string) {
 	tx.Add(&knftables.Set{Name: setNatted, Type: "ipv4_addr"})
 	tx.Add(&knftables.Map{Name: mapToPrivate, Type: "ipv4_addr : ipv4_addr"})
 	tx.Add(&knftables.Map{Name: mapToPublic, Type: "ipv4_addr : ipv4_addr"})
+	tx.Add(&knftables.Map{Name: mapInPorts, Type: "ifname : verdict"})
+	tx.Add(&knftables.Map{Name: mapOutPorts, Type: "ifname : verdict"})
 
 	chain := func(name string, t knftables.BaseChainType, hook knftables.BaseChainHook, prio knftables.BaseChainPriority, policy knftables.BaseChainPolicy, rules ...string) {
 		tx.Add(&knftables.Chain{Name: name, Type: &t, Hook: &hook, Priority: &prio, Policy: &policy})
@@ -62,14 +72,43 @@ func routerRuleset(tx *knftables.Transaction, vpcID string) {
 		knftables.Concat("iifname", transitIfname, "ip daddr set ip daddr map", "@"+mapToPrivate))
 	chain(chainSNAT, knftables.FilterType, knftables.PostroutingHook, knftables.SNATPriority, knftables.AcceptPolicy,
 		knftables.Concat("oifname", transitIfname, "ip saddr set ip saddr map", "@"+mapToPublic))
+	// A port's chain returns when its egress allows; a port without one
+	// (no firewall set for it yet) passes nothing.
+	tx.Add(&knftables.Chain{Name: chainEgress})
+	tx.Flush(&knftables.Chain{Name: chainEgress})
+	tx.Add(&knftables.Rule{Chain: chainEgress, Rule: "iifname vmap @" + mapOutPorts})
+	tx.Add(&knftables.Rule{Chain: chainEgress, Rule: "drop"})
+	tx.Add(&knftables.Chain{Name: chainIngress})
+	tx.Flush(&knftables.Chain{Name: chainIngress})
+	tx.Add(&knftables.Rule{Chain: chainIngress, Rule: "oifname vmap @" + mapInPorts})
+	tx.Add(&knftables.Rule{Chain: chainIngress, Rule: "drop"})
+	// Written by SetFirewall only (see firewall.go): left as they are.
+	tx.Add(&knftables.Chain{Name: chainChecked})
+	tx.Add(&knftables.Chain{Name: chainCheck})
+	// Security groups need connection tracking here, in the router; NAT
+	// stays stateless (raw priority, before tracking starts), so tracking
+	// sees private addresses and each flow once.
 	chain(chainForward, knftables.FilterType, knftables.ForwardHook, knftables.FilterPriority, knftables.DropPolicy,
-		// Between the VPC's instances (source addresses are checked by
-		// strict reverse-path filtering on every port).
-		knftables.Concat("iifname !=", transitIfname, "oifname !=", transitIfname, "accept"),
 		// To and from the gateway: only a public subnet's instances with a
-		// public IP.
-		knftables.Concat("oifname", transitIfname, "ip saddr", "@"+setPublic, "ip saddr", "@"+setNatted, "accept"),
-		knftables.Concat("iifname", transitIfname, "ip daddr", "@"+setPublic, "ip daddr", "@"+setNatted, "accept"))
+		// public IP, checked per packet so a change cuts flows at once.
+		knftables.Concat("oifname", transitIfname, "ip saddr !=", "@"+setPublic, "drop"),
+		knftables.Concat("oifname", transitIfname, "ip saddr !=", "@"+setNatted, "drop"),
+		knftables.Concat("iifname", transitIfname, "ip daddr !=", "@"+setPublic, "drop"),
+		knftables.Concat("iifname", transitIfname, "ip daddr !=", "@"+setNatted, "drop"),
+		// Replies to what the rules let through pass.
+		"ct direction reply accept",
+		"ct state related accept",
+		// A flow already checked under the current rules passes (a rule
+		// change starts a new generation, and every flow is checked again
+		// on its next packet, so a revoked rule stops it).
+		"jump "+chainChecked,
+		// From an instance (source addresses are checked by strict
+		// reverse-path filtering on every port): its groups' egress.
+		knftables.Concat("iifname !=", transitIfname, "jump", chainEgress),
+		// To an instance: its groups' ingress.
+		knftables.Concat("oifname !=", transitIfname, "jump", chainIngress),
+		"jump "+chainCheck,
+		"accept")
 	chain(chainInput, knftables.FilterType, knftables.InputHook, knftables.FilterPriority, knftables.AcceptPolicy,
 		// The router itself (resolver, gateways) serves only its instances.
 		knftables.Concat("iifname", transitIfname, "drop"))
@@ -99,6 +138,20 @@ func (d *Driver) nftRun(ctx context.Context, path string, tx *knftables.Transact
 	}
 	err = netns.Do(path, func() error { return nft.Run(ctx, tx) })
 	if err != nil {
+		return fmt.Errorf("nftables in %s: %w", path, err)
+	}
+	return nil
+}
+
+// nftDo runs f with the nftables interface inside the namespace at path; a
+// missing table reads as empty.
+func (d *Driver) nftDo(ctx context.Context, path string, f func(knftables.Interface) error) error {
+	nft, err := d.nftables()
+	if err != nil {
+		return err
+	}
+	err = netns.Do(path, func() error { return f(nft) })
+	if err != nil && !knftables.IsNotFound(err) {
 		return fmt.Errorf("nftables in %s: %w", path, err)
 	}
 	return nil

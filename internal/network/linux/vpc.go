@@ -63,6 +63,7 @@ func (d *Driver) EnsureVPC(ctx context.Context, vpc network.VPC) error {
 		return fmt.Errorf("router namespace: %w", err)
 	}
 	if made { // a resolver of ours, if any, serves a namespace that is gone
+		d.forgetFirewall(vpc.ID)
 		if err := d.stopResolver(ctx, vpc.ID); err != nil {
 			return err
 		}
@@ -290,6 +291,7 @@ func (d *Driver) DeleteVPC(ctx context.Context, vpcID string) error {
 // removeVPC stops the resolver and deletes the transit link and the router
 // namespace, whatever they hold.
 func (d *Driver) removeVPC(ctx context.Context, vpcID string) error {
+	d.forgetFirewall(vpcID)
 	if err := d.stopResolver(ctx, vpcID); err != nil {
 		return err
 	}

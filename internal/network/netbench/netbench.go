@@ -52,7 +52,16 @@ type Result struct {
 	DefaultVeth        float64 // bare veth pair, the kernel's defaults
 	InstanceToInstance float64 // across two subnets of a VPC
 	HostToPublicIP     float64 // from the host to an instance's public IP
+	// ManyRules is instance to instance with ManyRulesCount security group
+	// rules across each instance's five groups (the others: one rule).
+	ManyRules float64
 }
+
+// ManyRulesCount is how many rules ManyRules measures under.
+const ManyRulesCount = 1000
+
+// RulesTarget is the ratio ManyRules over InstanceToInstance should reach.
+const RulesTarget = 0.9
 
 // Target is the ratio to the baseline the data plane should reach.
 const Target = 0.8
@@ -79,6 +88,12 @@ func (r Result) String() string {
 	fmt.Fprintf(&b, "  baseline (bare veth pair)  %7.2f Gbit/s  (with the kernel's default link settings: %.2f Gbit/s)\n", r.Baseline/1e9, r.DefaultVeth/1e9)
 	fmt.Fprintf(&b, "  instance → instance        %7.2f Gbit/s  ratio %.2f  %s\n", r.InstanceToInstance/1e9, ri, verdict(ri))
 	fmt.Fprintf(&b, "  host → public IP           %7.2f Gbit/s  ratio %.2f  %s\n", r.HostToPublicIP/1e9, rp, verdict(rp))
+	rr := r.ManyRules / r.InstanceToInstance
+	v := "ok"
+	if rr < RulesTarget {
+		v = "below target"
+	}
+	fmt.Fprintf(&b, "  instance → instance, %d security group rules  %.2f Gbit/s  ratio %.2f to one rule (target ≥ %.2f)  %s\n", ManyRulesCount, r.ManyRules/1e9, rr, RulesTarget, v)
 	return b.String()
 }
 
@@ -118,19 +133,25 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 		return res, err
 	}
 
+	few, many := Firewall(1), Firewall(ManyRulesCount)
 	paths := []struct {
 		name                   string
 		from, to, listen, dial string
+		fw                     network.Firewall
 		out                    *float64
 	}{
-		{"baseline", base1, base2, "10.99.0.2:5201", "10.99.0.2:5201", &res.Baseline},
-		{"default veth", def1, def2, "10.99.0.2:5201", "10.99.0.2:5201", &res.DefaultVeth},
-		{"instance to instance", a, b, "10.0.2.10:5201", "10.0.2.10:5201", &res.InstanceToInstance},
-		{"host to public IP", "", b, "10.0.2.10:5202", netip.AddrPortFrom(pub, 5202).String(), &res.HostToPublicIP},
+		{"baseline", base1, base2, "10.99.0.2:5201", "10.99.0.2:5201", few, &res.Baseline},
+		{"default veth", def1, def2, "10.99.0.2:5201", "10.99.0.2:5201", few, &res.DefaultVeth},
+		{"instance to instance", a, b, "10.0.2.10:5201", "10.0.2.10:5201", few, &res.InstanceToInstance},
+		{"instance to instance, many rules", a, b, "10.0.2.10:5201", "10.0.2.10:5201", many, &res.ManyRules},
+		{"host to public IP", "", b, "10.0.2.10:5202", netip.AddrPortFrom(pub, 5202).String(), few, &res.HostToPublicIP},
 	}
 	samples := make([][]float64, len(paths))
 	for range opts.Rounds {
 		for i, p := range paths {
+			if err := d.SetFirewall(ctx, "vpc-bench", p.fw); err != nil {
+				return res, fmt.Errorf("%s: %w", p.name, err)
+			}
 			bps, err := Throughput(ctx, p.from, p.to, p.listen, p.dial, opts.Duration)
 			if err != nil {
 				return res, fmt.Errorf("%s: %w", p.name, err)
@@ -143,6 +164,41 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 		*p.out = samples[i][len(samples[i])/2]
 	}
 	return res, nil
+}
+
+// Firewall is the bench instances' security groups with n rules in all:
+// with n = 1, one group that lets TCP through; otherwise five groups on
+// each instance whose ingress and egress rules (distinct ports from
+// distinct addresses, so none merge) add up to n, the rule that lets the
+// stream through in the last group, so every lookup is made.
+func Firewall(n int) network.Firewall {
+	allow := []network.FirewallRule{{Protocol: 6, FromPort: 5200, ToPort: 5210, Peer: netip.MustParsePrefix("0.0.0.0/0")}}
+	ports := func(groups ...string) []network.Port {
+		return []network.Port{{InstanceID: "i-bench-a", Groups: groups}, {InstanceID: "i-bench-b", Groups: groups}}
+	}
+	if n <= 1 {
+		return network.Firewall{Groups: []network.SecurityGroup{{ID: "sg-bench", Ingress: allow, Egress: allow}}, Ports: ports("sg-bench")}
+	}
+	const groups = network.MaxGroupsPerPort
+	var fw network.Firewall
+	var ids []string
+	for g := range groups {
+		sg := network.SecurityGroup{ID: fmt.Sprintf("sg-bench%d", g)}
+		for i := range n / groups / 2 {
+			k := g*n/groups + i
+			peer := netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 16, byte(k >> 8), byte(k)}), 32)
+			r := network.FirewallRule{Protocol: 6, FromPort: 10000 + k, ToPort: 10000 + k, Peer: peer}
+			sg.Ingress = append(sg.Ingress, r)
+			sg.Egress = append(sg.Egress, r)
+		}
+		if g == groups-1 {
+			sg.Ingress[0], sg.Egress[0] = allow[0], allow[0]
+		}
+		fw.Groups = append(fw.Groups, sg)
+		ids = append(ids, sg.ID)
+	}
+	fw.Ports = ports(ids...)
+	return fw
 }
 
 func buildVPC(ctx context.Context, d *linux.Driver) (a, b string, pub netip.Addr, err error) {
