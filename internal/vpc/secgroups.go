@@ -19,28 +19,14 @@ import (
 // defaultGroupOps writes a new VPC's default security group with its name
 // and rule index entries, none of which may exist yet.
 func (s *Service) defaultGroupOps(account, vpcID string, now time.Time) []store.Op {
-	sc := s.scope(account)
-	g := secgroup.NewDefault(vpcID, account, now)
-	ops := []store.Op{
-		{Key: resource.Key(sc, secgroup.Kind, g.ID), Value: g},
-		{Key: secgroup.NameKey(sc, vpcID, g.Name), Value: g.ID},
-	}
-	for _, r := range g.Rules {
-		ops = append(ops, store.Op{Key: secgroup.RuleKey(sc, r.ID), Value: g.ID})
-	}
-	return ops
+	return secgroup.CreateOps(s.scope(account), secgroup.NewDefault(vpcID, account, now))
 }
 
-// groupDeleteOps delete a group at revision rev with its index entries.
+// groupDeleteOps delete a group, as read at revision rev, with its index
+// entries.
 func (s *Service) groupDeleteOps(account string, g secgroup.Group, rev int64) []store.Op {
-	sc := s.scope(account)
-	ops := []store.Op{
-		{Key: resource.Key(sc, secgroup.Kind, g.ID), ModRev: rev, Delete: true},
-		{Key: secgroup.NameKey(sc, g.VPCID, g.Name), ModRev: -1, Delete: true},
-	}
-	for _, r := range g.Rules {
-		ops = append(ops, store.Op{Key: secgroup.RuleKey(sc, r.ID), ModRev: -1, Delete: true})
-	}
+	ops := secgroup.DeleteOps(s.scope(account), g)
+	ops[0].ModRev = rev // the record: a rule added meanwhile would leave its index entry
 	return ops
 }
 
