@@ -71,6 +71,30 @@ expect_error "bad filter" InvalidParameterValue aws ec2 describe-key-pairs --fil
 expect "delete-key-pair" "" aws ec2 delete-key-pair --key-name imported
 expect_error "deleted key is gone" InvalidKeyPair.NotFound aws ec2 describe-key-pairs --key-names imported
 
+# Security groups, in the default VPC.
+sg=$(aws ec2 create-security-group --group-name web --description "web servers" --query GroupId --output text)
+[[ $sg == sg-* ]] && ok "create-security-group" || bad "create-security-group" "$sg"
+expect "authorize-security-group-ingress --port" "True" \
+  aws ec2 authorize-security-group-ingress --group-id "$sg" --protocol tcp --port 22 --cidr 0.0.0.0/0 --query Return --output text
+expect_error "duplicate rule" InvalidPermission.Duplicate \
+  aws ec2 authorize-security-group-ingress --group-name web --protocol tcp --port 22 --cidr 0.0.0.0/0
+expect "authorize-security-group-ingress --ip-permissions" "2" \
+  aws ec2 authorize-security-group-ingress --group-id "$sg" --query 'length(SecurityGroupRules)' --output text \
+  --ip-permissions '[{"IpProtocol":"tcp","FromPort":443,"ToPort":443,"IpRanges":[{"CidrIp":"10.0.0.0/8","Description":"office"},{"CidrIp":"192.168.0.0/16"}]}]'
+q='SecurityGroups[].[GroupName,join(`,`,IpPermissions[?FromPort==`443`]|[0].IpRanges[].CidrIp)]'
+expect "describe-security-groups --filters" "web	10.0.0.0/8,192.168.0.0/16" \
+  aws ec2 describe-security-groups --filters Name=ip-permission.from-port,Values=443 --query "$q" --output text
+rule=$(aws ec2 describe-security-group-rules --filters "Name=group-id,Values=$sg" \
+  --query 'SecurityGroupRules[?FromPort==`22`].SecurityGroupRuleId' --output text)
+expect "describe-security-group-rules" "4" \
+  aws ec2 describe-security-group-rules --filters "Name=group-id,Values=$sg" --query 'length(SecurityGroupRules)' --output text
+expect "revoke-security-group-ingress --security-group-rule-ids" "True" \
+  aws ec2 revoke-security-group-ingress --group-id "$sg" --security-group-rule-ids "$rule" --query Return --output text
+expect_error "revoked rule is gone" InvalidSecurityGroupRuleId.NotFound \
+  aws ec2 describe-security-group-rules --security-group-rule-ids "$rule"
+aws ec2 delete-security-group --group-id "$sg" >/dev/null && ok "delete-security-group" || bad "delete-security-group"
+expect_error "deleted group is gone" InvalidGroup.NotFound aws ec2 describe-security-groups --group-ids "$sg"
+
 expect "describe-instance-types c5.*" \
   "c5.12xlarge 48 98304
 c5.18xlarge 72 147456
