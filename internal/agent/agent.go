@@ -55,6 +55,9 @@ type Agent struct {
 	checked map[string]time.Time // when a booting instance's runtime state was last read
 	public  map[string]string    // the public address the data plane maps for each instance
 	subnets map[string]bool      // whether the data plane has each subnet public, as this process set it
+
+	firewalls map[string]bool        // fwKey → the VPC has ports here (this process set its firewall)
+	fwLocks   map[string]*sync.Mutex // one firewall sync per VPC at a time
 }
 
 // RootVolumes mounts instances' root volumes (volume.Roots on a real host).
@@ -109,8 +112,12 @@ func (a *Agent) Run(ctx context.Context) error {
 				continue
 			}
 			for _, ev := range resp.Events {
-				if k := string(ev.Kv.Key); isInstanceKey(k) {
+				k := string(ev.Kv.Key)
+				if isInstanceKey(k) {
 					a.queue.add(k)
+				}
+				if isInstanceKey(k) || strings.Contains(k, "/security-group/") {
+					a.firewallEvent(k, ev.Kv.Value)
 				}
 			}
 		}
@@ -152,6 +159,13 @@ func (a *Agent) resync(ctx context.Context) (int64, error) {
 			a.queue.add(k)
 		}
 	}
+	a.mu.Lock()
+	for k, ports := range a.firewalls {
+		if ports {
+			a.queue.add(k)
+		}
+	}
+	a.mu.Unlock()
 	ids, err := a.Runtime.List(ctx)
 	if err != nil {
 		return 0, err
@@ -199,6 +213,9 @@ func (a *Agent) reconcileKey(ctx context.Context, key string) (err error) {
 	}()
 	if id, ok := strings.CutPrefix(key, orphanKey); ok {
 		return a.removeOrphan(ctx, id)
+	}
+	if account, region, vpcID, ok := parseFWKey(key); ok {
+		return a.syncFirewall(ctx, account, region, vpcID)
 	}
 	var in instance.Instance
 	rev, err := a.Store.Get(ctx, key, &in)

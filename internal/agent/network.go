@@ -47,6 +47,9 @@ func (a *Agent) attachNetwork(ctx context.Context, in instance.Instance) (string
 	if err != nil {
 		return "", fmt.Errorf("attaching %s to %s: %w", in.ID, sn.ID, err)
 	}
+	if err := a.syncFirewall(ctx, in.Account, in.Region, v.ID); err != nil {
+		return "", err
+	}
 	if err := a.syncPublic(ctx, in); err != nil {
 		return "", err
 	}
@@ -113,7 +116,11 @@ func (a *Agent) syncSubnet(ctx context.Context, in instance.Instance) error {
 	}
 	a.mu.Lock()
 	applied, known := a.subnets[sn.ID]
+	_, fwKnown := a.firewalls[fwKey(in.Account, in.Region, in.VPCID)]
 	a.mu.Unlock()
+	if !fwKnown { // adopted after a restart: this process has not set it yet
+		a.queue.add(fwKey(in.Account, in.Region, in.VPCID))
+	}
 	if known && applied == public {
 		return nil
 	}

@@ -1,0 +1,216 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+
+	"nubo/internal/instance"
+	"nubo/internal/network"
+	"nubo/internal/resource"
+	"nubo/internal/secgroup"
+	"nubo/internal/store"
+)
+
+// The agent keeps each VPC router's firewall as the security group records
+// say: a change to a group, or an instance coming, going, or changing its
+// groups, queues the VPC's key (fwKey), and syncFirewall rebuilds the
+// VPC's firewall from the store (the driver applies only the difference).
+// A booting instance's firewall is set before it starts.
+
+const fwPrefix = "fw:"
+
+// fwKey is the queue key of a VPC's firewall.
+func fwKey(account, region, vpcID string) string {
+	return fwPrefix + account + "/" + region + "/" + vpcID
+}
+
+func parseFWKey(k string) (account, region, vpcID string, ok bool) {
+	rest, ok := strings.CutPrefix(k, fwPrefix)
+	if !ok {
+		return "", "", "", false
+	}
+	f := strings.Split(rest, "/")
+	if len(f) != 3 {
+		return "", "", "", false
+	}
+	return f[0], f[1], f[2], true
+}
+
+// firewallEvent queues the firewall of the VPC a changed record belongs
+// to: a security group's, or an instance's. Deleted groups need nothing
+// (a group in use cannot be deleted).
+func (a *Agent) firewallEvent(key string, value []byte) {
+	// /nubo/v1/res/<account>/<region>/<kind>/<id>
+	f := strings.Split(strings.TrimPrefix(key, store.Root+"res/"), "/")
+	var rec struct {
+		VPCID string `json:"vpcId"`
+	}
+	if len(f) != 4 || len(value) == 0 || json.Unmarshal(value, &rec) != nil || rec.VPCID == "" {
+		return
+	}
+	k := fwKey(f[0], f[1], rec.VPCID)
+	a.mu.Lock()
+	ports := a.firewalls[k]
+	a.mu.Unlock()
+	// A group matters where its VPC has ports; an instance also where it
+	// is about to have one.
+	if ports || f[2] == resource.Instance.Name {
+		a.queue.add(k)
+	}
+}
+
+// syncFirewall sets the VPC's firewall: every interface of this host's
+// instances in the VPC, filtered by its groups, with rules naming groups
+// expanded to their members' private addresses.
+func (a *Agent) syncFirewall(ctx context.Context, account, region, vpcID string) error {
+	key := fwKey(account, region, vpcID)
+	lock := a.fwLock(key)
+	lock.Lock()
+	defer lock.Unlock()
+	sc := resource.Scope{Account: account, Region: region}
+	fw, err := a.firewall(ctx, sc, vpcID)
+	if err != nil {
+		return err
+	}
+	err = a.Network.SetFirewall(ctx, vpcID, fw)
+	if errors.Is(err, network.ErrNotFound) && len(fw.Ports) == 0 {
+		err = nil // no router here: no instance of the VPC has run on this host
+	}
+	if err != nil {
+		return fmt.Errorf("firewall of %s: %w", vpcID, err)
+	}
+	a.mu.Lock()
+	if a.firewalls == nil {
+		a.firewalls = map[string]bool{}
+	}
+	a.firewalls[key] = len(fw.Ports) > 0
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *Agent) fwLock(key string) *sync.Mutex {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.fwLocks == nil {
+		a.fwLocks = map[string]*sync.Mutex{}
+	}
+	l := a.fwLocks[key]
+	if l == nil {
+		l = &sync.Mutex{}
+		a.fwLocks[key] = l
+	}
+	return l
+}
+
+// firewall builds a VPC's firewall from the store.
+func (a *Agent) firewall(ctx context.Context, sc resource.Scope, vpcID string) (network.Firewall, error) {
+	var fw network.Firewall
+	groups := map[string]secgroup.Group{}
+	var defaultGroup string
+	kvs, err := a.Store.List(ctx, resource.Prefix(sc, resource.SecurityGroup))
+	if err != nil {
+		return fw, err
+	}
+	for _, kv := range kvs {
+		var g secgroup.Group
+		if err := json.Unmarshal(kv.Value, &g); err != nil {
+			return fw, fmt.Errorf("decoding %s: %w", kv.Key, err)
+		}
+		if g.VPCID == vpcID {
+			groups[g.ID] = g
+			if g.Name == secgroup.DefaultName {
+				defaultGroup = g.ID
+			}
+		}
+	}
+	kvs, err = a.Store.List(ctx, resource.Prefix(sc, resource.Instance))
+	if err != nil {
+		return fw, err
+	}
+	members := map[string][]netip.Addr{} // group → private addresses
+	used := map[string]bool{}
+	for _, kv := range kvs {
+		var in instance.Instance
+		if err := json.Unmarshal(kv.Value, &in); err != nil {
+			return fw, fmt.Errorf("decoding %s: %w", kv.Key, err)
+		}
+		ip, err := netip.ParseAddr(in.PrivateIP)
+		if in.VPCID != vpcID || in.State == instance.Terminated || err != nil {
+			continue
+		}
+		ids := in.SecurityGroups
+		if len(ids) == 0 && defaultGroup != "" { // launched before security groups
+			ids = []string{defaultGroup}
+		}
+		var mine []string
+		for _, id := range ids {
+			if _, ok := groups[id]; ok {
+				members[id] = append(members[id], ip)
+				mine = append(mine, id)
+			}
+		}
+		if in.Host != a.Host || len(mine) == 0 || !hasNetwork(in) {
+			continue
+		}
+		if len(mine) > network.MaxGroupsPerPort {
+			mine = mine[:network.MaxGroupsPerPort]
+		}
+		fw.Ports = append(fw.Ports, network.Port{InstanceID: in.ID, Device: 0, Groups: mine})
+		for _, id := range mine {
+			used[id] = true
+		}
+	}
+	for id := range used {
+		g := groups[id]
+		sg := network.SecurityGroup{ID: id}
+		for _, r := range g.Rules {
+			rules := expandRule(r, members)
+			if r.Egress {
+				sg.Egress = append(sg.Egress, rules...)
+			} else {
+				sg.Ingress = append(sg.Ingress, rules...)
+			}
+		}
+		fw.Groups = append(fw.Groups, sg)
+	}
+	return fw, nil
+}
+
+// hasNetwork: the instance is, or is about to be, attached on its host.
+func hasNetwork(in instance.Instance) bool {
+	switch in.State {
+	case instance.Pending, instance.Running, instance.Stopping, instance.ShuttingDown:
+		return true
+	}
+	return false
+}
+
+// expandRule turns a rule into the data plane's: a CIDR as it is, a group
+// into one rule per member address; IPv6 peers match nothing here (the
+// data plane has no IPv6).
+func expandRule(r secgroup.Rule, members map[string][]netip.Addr) []network.FirewallRule {
+	base := network.FirewallRule{Protocol: r.ProtocolNumber(), FromPort: r.FromPort, ToPort: r.ToPort}
+	switch {
+	case r.CIDRv4 != "":
+		p, err := netip.ParsePrefix(r.CIDRv4)
+		if err != nil {
+			return nil
+		}
+		base.Peer = p.Masked()
+		return []network.FirewallRule{base}
+	case r.GroupID != "":
+		var out []network.FirewallRule
+		for _, ip := range members[r.GroupID] {
+			rr := base
+			rr.Peer = netip.PrefixFrom(ip, 32)
+			out = append(out, rr)
+		}
+		return out
+	}
+	return nil
+}
