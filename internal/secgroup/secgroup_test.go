@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -514,4 +515,50 @@ func TestRuleTags(t *testing.T) {
 	}
 	err = tg.Create(ctx(), sc, []string{rules[1].ID}, []resource.Tag{{Key: "a", Value: "b"}})
 	wantCode(t, err, "InvalidSecurityGroupRuleId.NotFound")
+}
+
+func TestConcurrentAuthorize(t *testing.T) {
+	v := newEnv(t)
+	g, _ := v.svc.Create(ctx(), sc, "web", "d", "", nil)
+	ref := secgroup.GroupRef{ID: g.ID}
+	const n = 8
+	errs := make(chan error, 2*n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(2)
+		go func() { // distinct rules: all land
+			defer wg.Done()
+			_, err := v.svc.Authorize(ctx(), sc, ref, false, []secgroup.Permission{tcp(1000+i, 1000+i, "0.0.0.0/0")}, nil)
+			errs <- err
+		}()
+		go func() { // one rule asked n times: it lands once
+			defer wg.Done()
+			_, err := v.svc.Authorize(ctx(), sc, ref, false, []secgroup.Permission{tcp(22, 22, "0.0.0.0/0")}, nil)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	dups := 0
+	for err := range errs {
+		if e, ok := apierr.As(err); ok && e.Code == "InvalidPermission.Duplicate" {
+			dups++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rules := v.group(t, g.ID).Rules
+	if dups != n-1 || len(rules) != 1+n+1 {
+		t.Fatalf("%d duplicates, %d rules", dups, len(rules))
+	}
+	for _, r := range rules {
+		if !v.exists(t, secgroup.RuleKey(sc, r.ID)) {
+			t.Fatalf("rule %s not indexed", r.ID)
+		}
+	}
+	// Lost races left no index entries behind (4: the default groups' rules).
+	kvs, err := v.st.List(ctx(), secgroup.RuleKey(sc, ""))
+	if err != nil || len(kvs) != len(rules)+4 {
+		t.Fatalf("%d rule index entries for %d rules: %v", len(kvs), len(rules)+4, err)
+	}
 }
