@@ -57,7 +57,9 @@ func newSGEnv(t *testing.T) *sgEnv {
 	}}
 	a := &API{Region: NewRegion("us-east-1", "localhost", []string{"a"}), Tags: resource.Tagger{Store: st}, VPCs: vpcs, SecurityGroups: groups}
 	q := &ec2query.Server{Region: "us-east-1", Actions: a.Actions(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Lookup: func(string) (ec2query.Account, bool) { return ec2query.Account{ID: testAccount, Secret: "secret"}, true }}
+		Lookup: func(string) (ec2query.Account, bool) {
+			return ec2query.Account{ID: testAccount, Secret: "secret"}, true
+		}}
 	srv := httptest.NewServer(q)
 	t.Cleanup(srv.Close)
 	c := ec2.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1,
@@ -318,7 +320,9 @@ func TestDescribeSecurityGroupsFilters(t *testing.T) {
 		}
 		return strings.Join(ns, ",")
 	}
-	f := func(name string, values ...string) types.Filter { return types.Filter{Name: aws.String(name), Values: values} }
+	f := func(name string, values ...string) types.Filter {
+		return types.Filter{Name: aws.String(name), Values: values}
+	}
 	for _, tc := range []struct {
 		f    []types.Filter
 		want string
