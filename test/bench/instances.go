@@ -97,6 +97,9 @@ func benchInstances(ctx context.Context, n, many int) error {
 // new instance began (an upper bound: attempts have a 40 ms deadline, and
 // the one in flight during the move is lost).
 func benchElasticIPMove(ctx context.Context, c *ec2.Client, image *string, moves int) error {
+	if _, err := nubotest.OpenDefaultGroup(ctx, c, "", 22); err != nil {
+		return err
+	}
 	ids, err := launch(ctx, c, image, 2)
 	if err != nil {
 		return err

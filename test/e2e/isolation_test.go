@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"nubo/internal/nubotest"
 	"os/exec"
 	"testing"
 
@@ -21,6 +22,9 @@ func TestVPCIsolation(t *testing.T) {
 		}
 		sn, err := c.CreateSubnet(ctx(t), &ec2.CreateSubnetInput{VpcId: v.Vpc.VpcId, CidrBlock: aws.String("10.0.1.0/24")})
 		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nubotest.OpenDefaultGroup(ctx(t), c, aws.ToString(v.Vpc.VpcId), 22); err != nil {
 			t.Fatal(err)
 		}
 		if public {

@@ -53,6 +53,9 @@ func describeOne(t *testing.T, c *ec2.Client, id string) types.Instance {
 // at stop/start.
 func TestNetworking(t *testing.T) {
 	srv, c, image := startWithImages(t)
+	if _, err := nubotest.OpenDefaultGroup(ctx(t), c, "", 22, 8080); err != nil {
+		t.Fatal(err)
+	}
 	out, err := c.RunInstances(ctx(t), &ec2.RunInstancesInput{ImageId: aws.String(image), InstanceType: types.InstanceTypeT3Nano,
 		MinCount: aws.Int32(2), MaxCount: aws.Int32(2)})
 	if err != nil {
