@@ -234,6 +234,7 @@ func (s *Service) Delete(ctx context.Context, sc resource.Scope, ref GroupRef) (
 		if err != nil {
 			return "", err
 		}
+		var newest int64
 		for _, kv := range kvs {
 			var in instanceRecord
 			if err := json.Unmarshal(kv.Value, &in); err != nil {
@@ -242,9 +243,13 @@ func (s *Service) Delete(ctx context.Context, sc resource.Scope, ref GroupRef) (
 			if in.State != "terminated" && slices.Contains(in.SecurityGroups, id) {
 				return "", inUse
 			}
+			newest = max(newest, kv.ModRev)
 		}
 		ops := DeleteOps(sc, g)
 		ops[0].ModRev = rev
+		// No instance may join the group meanwhile (a launch or a change
+		// of groups writes its instance's record).
+		ops = append(ops, store.Op{Key: resource.Prefix(sc, resource.Instance), ModRev: newest, Check: true, Prefix: true})
 		others, err := listGroups(ctx, s.Store, sc)
 		if err != nil {
 			return "", err

@@ -179,6 +179,9 @@ type Op struct {
 	ModRev int64 // the key's mod revision it must still have; 0: it must not exist; -1: no condition
 	Delete bool
 	Check  bool // only the condition: write nothing
+	// Prefix (with Check): no key under Key was created or changed after
+	// revision ModRev (the newest mod revision a listing of it returned).
+	Prefix bool
 }
 
 // Apply performs ops in one transaction if every condition holds, and
@@ -188,6 +191,8 @@ func (s *Store) Apply(ctx context.Context, ops ...Op) error {
 	var puts []clientv3.Op
 	for _, op := range ops {
 		switch {
+		case op.Prefix:
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(op.Key), "<", op.ModRev+1).WithPrefix())
 		case op.ModRev == 0:
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(op.Key), "=", 0))
 		case op.ModRev > 0:

@@ -139,3 +139,43 @@ func TestEmbeddedKeepsDataAcrossRestart(t *testing.T) {
 		t.Fatalf("after restart: %+v %v", r, err)
 	}
 }
+
+// A prefix check fails once any key under the prefix changed or appeared
+// after the listing it was taken from, and holds otherwise (also for an
+// empty prefix).
+func TestPrefixCheck(t *testing.T) {
+	s, done := open(t, t.TempDir())
+	defer done()
+	ctx := context.Background()
+	p := Root + "things/"
+	newest := func() int64 {
+		kvs, err := s.List(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m int64
+		for _, kv := range kvs {
+			m = max(m, kv.ModRev)
+		}
+		return m
+	}
+	check := func(rev int64) error {
+		return s.Apply(ctx, Op{Key: p, ModRev: rev, Check: true, Prefix: true}, Op{Key: Root + "out", Value: 1, ModRev: -1})
+	}
+	if err := check(newest()); err != nil {
+		t.Fatalf("empty prefix: %v", err)
+	}
+	if err := s.Apply(ctx, Op{Key: p + "a", Value: rec{N: 1}, ModRev: 0}); err != nil {
+		t.Fatal(err)
+	}
+	rev := newest()
+	if err := check(rev); err != nil {
+		t.Fatalf("nothing changed: %v", err)
+	}
+	if err := s.Apply(ctx, Op{Key: p + "b", Value: rec{N: 2}, ModRev: 0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(rev); !errors.Is(err, ErrConflict) {
+		t.Fatalf("a key appeared: %v, want ErrConflict", err)
+	}
+}
