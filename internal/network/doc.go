@@ -19,7 +19,8 @@
 //	  lo   VPC base+2 (DNS), each subnet's base+1 (gateways)
 //	  i<hash(i-1)>0  proxy ARP, strict rp_filter,  route 10.0.1.5/32, permanent neighbour
 //	  unreachable 10.0.0.0/16            (VPC addresses no instance has)
-//	  nftables "ip nubo": stateless 1:1 NAT by maps, forward filter
+//	  nftables "ip nubo": stateless 1:1 NAT by maps, forward filter,
+//	                     security groups (stateful, see linux/firewall.go)
 //	    │ veth (one per interface)
 //	nubo-i-1                            instance namespace (runc joins it)
 //	  eth0  MAC, 10.0.1.5/24, default via 10.0.1.1; eth1… for more ENIs
@@ -45,8 +46,11 @@
 //     VPC can leave the machine.
 //   - NAT in the router, stateless (nftables maps, as EC2's internet gateway
 //     maps 1:1): per-packet cost does not grow with the number of public
-//     IPs, a public IP moves or is cleared for the very next packet, and
-//     there is no connection tracking anywhere in the data plane.
+//     IPs, and a public IP moves or is cleared for the very next packet.
+//     Connection tracking exists only for security groups, in the router,
+//     after the NAT of inbound packets. (An ICMP error about NATed traffic
+//     keeps the private address in its quoted header, so a host's UDP
+//     socket does not see "port unreachable" through a public IP.)
 //   - Subnet "public" (routed to an internet gateway) and an instance's
 //     public IP are both checked per packet in the router's forward chain:
 //     only instances with both reach the host and are reached from it.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"nubo/internal/network"
+	"nubo/internal/network/linux"
 	"nubo/internal/network/networktest"
 )
 
@@ -24,7 +25,7 @@ var everywhere = []network.FirewallRule{allow(-1, 0, 0, "0.0.0.0/0")}
 // fwEnv is a public subnet with instances whose firewall a test sets.
 type fwEnv struct {
 	t    *testing.T
-	d    interface{ SetFirewall(context.Context, string, network.Firewall) error }
+	d    *linux.Driver
 	ns   map[string]string // instance → namespace path
 	host string            // the host's address, as instances see it
 	pubs map[string]string // instance → public IP
@@ -248,4 +249,3 @@ func TestFirewallEgress(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-

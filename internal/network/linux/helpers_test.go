@@ -4,10 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"slices"
-	"sync"
 	"net"
 	"net/netip"
+	"slices"
+	"sync"
 	"syscall"
 	"testing"
 

@@ -22,8 +22,8 @@ import (
 //
 // NAT is stateless, one to one, as EC2's internet gateway does it: the
 // destination of what comes from the gateway and the source of what goes to
-// it are rewritten by map lookup, packet by packet, with no connection
-// tracking. Per-packet work is a few hash and interval lookups whatever
+// it are rewritten by map lookup, packet by packet, keeping no state (the
+// security groups' connection tracking sees the private addresses). Per-packet work is a few hash and interval lookups whatever
 // the number of public IPs; a change of the maps applies to the next
 // packet, so a public IP moves at once and a cleared one is cut at once.
 // (ICMP errors about such traffic keep the private address in their quoted
