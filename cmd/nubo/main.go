@@ -87,6 +87,7 @@ func serve(args []string) error {
 	pool := fl.String("public-pool", "198.18.0.0/15", "the range public and Elastic IPs come from; the host routes it to nubo (never off this machine)")
 	netPrefix := fl.String("net-prefix", "nubo", "prefix of the network namespaces nubo makes")
 	hostLink := fl.String("host-link", "nubo0", "name of the one link nubo adds to the host, toward --public-pool")
+	egress := fl.Bool("egress", false, "let instances with public IPs reach beyond this machine: nubo turns on the host's IPv4 forwarding and masquerades the public pool (one nftables table of its own); off, nothing leaves the machine")
 	cleanup := fl.Bool("cleanup", false, "stop and remove every instance, cgroup and mount nubo made on this host, then exit")
 	_ = fl.Parse(args)
 	if *cleanup {
@@ -122,6 +123,7 @@ func serve(args []string) error {
 		PublicPool:    publicPool.Masked(),
 		NetPrefix:     *netPrefix,
 		HostLink:      *hostLink,
+		Egress:        *egress,
 		Log:           log,
 		Ready: func(endpoint string, accounts *account.Set) {
 			a := accounts.Default()

@@ -38,6 +38,9 @@ type Config struct {
 	PublicPool    netip.Prefix
 	NetPrefix     string // names of nubo's network namespaces (default "nubo")
 	HostLink      string // the one link nubo adds to the host (default "nubo0")
+	// Egress lets instances with public IPs reach beyond this machine,
+	// through the host (forwarding and a masquerade table); off by default.
+	Egress        bool
 	Host          instance.Host
 	TerminatedTTL time.Duration
 	Log           *slog.Logger

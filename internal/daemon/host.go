@@ -42,13 +42,14 @@ type NetConfig struct {
 	Prefix     string       `json:"prefix"`
 	HostLink   string       `json:"hostLink"`
 	PublicPool netip.Prefix `json:"publicPool"`
+	Egress     bool         `json:"egress,omitempty"`
 }
 
 const netConfigFile = "network.json"
 
 // Network opens the data plane named by nc.
 func Network(nc NetConfig) (*netlinux.Driver, error) {
-	return netlinux.New(netlinux.Config{Prefix: nc.Prefix, HostLink: nc.HostLink, PublicRange: nc.PublicPool})
+	return netlinux.New(netlinux.Config{Prefix: nc.Prefix, HostLink: nc.HostLink, PublicRange: nc.PublicPool, Egress: nc.Egress})
 }
 
 // Runtime opens the instance runtime kept under dataDir.
@@ -69,7 +70,7 @@ func startHost(ctx context.Context, cfg Config, st *store.Store, images *ami.Reg
 	if err != nil {
 		return nil, fmt.Errorf("opening the instance runtime: %w", err)
 	}
-	nc := NetConfig{Prefix: cfg.NetPrefix, HostLink: cfg.HostLink, PublicPool: cfg.PublicPool}
+	nc := NetConfig{Prefix: cfg.NetPrefix, HostLink: cfg.HostLink, PublicPool: cfg.PublicPool, Egress: cfg.Egress}
 	nd, err := Network(nc)
 	if err != nil {
 		return nil, fmt.Errorf("opening the network: %w", err)

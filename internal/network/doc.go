@@ -67,13 +67,13 @@
 // IP. Instances resolve names at VPC base + 2 (a resolver in this process,
 // sockets inside the router namespace).
 //
-// # Later: egress beyond the machine
+// # Egress beyond the machine
 //
-// Off: the gateway has no default route and the host masquerades nothing.
-// To turn it on, the gateway would get a default route to HostIP and the
-// host one masquerade rule for PublicRange out of its uplink (one nftables
-// table of nubo's in the host namespace) and ip_forward: a change to the
-// host's firewall, so an explicit option when it comes.
+// Off by default: the gateway has no default route and the host
+// masquerades nothing. With linux.Config.Egress the gateway gets a default
+// route to HostIP and the host one masquerade rule for PublicRange out of
+// its other links (one nftables table of nubo's in the host namespace) and
+// ip_forward, put back as it was by Teardown (see linux/egress.go).
 //
 // # Later: a VPC over several hosts (VXLAN)
 //

@@ -51,6 +51,10 @@ type Config struct {
 	// kernel's. Every hop costs per packet, not per byte, so bigger packets
 	// make the extra hops of a VPC nearly free.
 	GSOMaxSize int
+	// Egress lets instances with public IPs reach beyond the machine
+	// through the host (forwarding and one masquerade table of nubo's on
+	// the host; see egress.go). Off by default.
+	Egress bool
 }
 
 // DefaultGSOMaxSize is the packet size of nubo's links when Config leaves

@@ -85,7 +85,10 @@ func (d *Driver) EnsureHost(ctx context.Context) error {
 	if err := ensureRoute(gh, netlink.Route{Dst: ipNet(hostIP), LinkIndex: peer.Attrs().Index, Scope: netlink.SCOPE_LINK}); err != nil {
 		return fmt.Errorf("gateway namespace: %w", err)
 	}
-	return d.ensureHostRoute(hh, host)
+	if err := d.ensureHostRoute(hh, host); err != nil {
+		return err
+	}
+	return d.ensureEgress(ctx, gh, peer)
 }
 
 // ensureHostLink finds or makes the veth pair between the host and the
@@ -221,9 +224,12 @@ func (d *Driver) requireHost() error {
 	return nil
 }
 
-// removeHost deletes the host link (its route goes with it) and the
-// gateway namespace.
+// removeHost deletes the egress table, the host link (its route goes with
+// it) and the gateway namespace.
 func (d *Driver) removeHost() error {
+	if err := d.removeEgress(context.Background()); err != nil {
+		return err
+	}
 	hh, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return err

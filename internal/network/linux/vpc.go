@@ -26,6 +26,9 @@ var routerSysctls = []netns.Sysctl{
 	{Key: "net/ipv4/conf/default/arp_ignore", Value: "0"},
 	{Key: "net/ipv4/conf/all/send_redirects", Value: "0"},
 	{Key: "net/ipv4/conf/default/send_redirects", Value: "0"},
+	// Packets here come from nubo's own veths: conntrack need not verify
+	// their checksums again.
+	{Key: "net/netfilter/nf_conntrack_checksum", Value: "0", Optional: true},
 	{Key: "net/ipv6/conf/all/disable_ipv6", Value: "1", Optional: true},
 	{Key: "net/ipv6/conf/default/disable_ipv6", Value: "1", Optional: true},
 }
