@@ -6,8 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"nubo/internal/store/storetest"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -44,15 +44,7 @@ type env struct {
 func newEnv(t *testing.T, vcpus int) *env {
 	t.Helper()
 	ctx := context.Background()
-	e, err := store.StartEmbedded(ctx, filepath.Join(t.TempDir(), "etcd"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Connect(ctx, []string{e.Endpoint})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close(); e.Close() })
+	st := storetest.New(t)
 	reg := &ami.Registry{Store: st, Region: "us-east-1"}
 	im := ami.Image{Meta: resource.Meta{ID: "ami-0123456789abcdef0"}, Name: "test", Architecture: "x86_64",
 		RootDevice: "/dev/xvda", SizeGiB: 8, State: "available", Location: "test", Init: []string{"/sbin/init"}, UIDBase: 100000}

@@ -3,11 +3,10 @@ package instance
 import (
 	"context"
 	"net/netip"
-	"path/filepath"
+	"nubo/internal/store/storetest"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"nubo/internal/ami"
 	"nubo/internal/apierr"
@@ -24,18 +23,8 @@ const account = "123456789012"
 // image and a host with room for many instances.
 func newService(t *testing.T) (*Service, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	e, err := store.StartEmbedded(ctx, filepath.Join(t.TempDir(), "etcd"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Connect(ctx, []string{e.Endpoint})
-	if err != nil {
-		e.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close(); e.Close() })
+	st := storetest.New(t)
+	ctx := context.Background()
 	reg := &ami.Registry{Store: st, Region: "us-east-1"}
 	im := ami.Image{Meta: resource.Meta{ID: "ami-0123456789abcdef0"}, Name: "test", Architecture: "x86_64",
 		RootDevice: "/dev/xvda", SizeGiB: 8, State: "available", Location: "test", Init: []string{"/sbin/init"}, UIDBase: 100000}

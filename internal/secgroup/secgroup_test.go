@@ -3,7 +3,7 @@ package secgroup_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
+	"nubo/internal/store/storetest"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,25 +29,14 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	e, err := store.StartEmbedded(ctx, filepath.Join(t.TempDir(), "etcd"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Connect(ctx, []string{e.Endpoint})
-	if err != nil {
-		e.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close(); e.Close() })
+	st := storetest.New(t)
 	v := &env{st: st, defVPC: resource.NewID(resource.VPC), otherVPC: resource.NewID(resource.VPC)}
 	v.svc = &secgroup.Service{Store: st, DefaultVPC: func(context.Context, string) (string, error) { return v.defVPC, nil }}
 	for id, isDefault := range map[string]bool{v.defVPC: true, v.otherVPC: false} {
 		rec := map[string]any{"id": id, "isDefault": isDefault, "cidr": "10.0.0.0/16"}
 		g := secgroup.NewDefault(id, sc.Account, time.Now())
 		ops := append(secgroup.CreateOps(sc, g), store.Op{Key: resource.Key(sc, resource.VPC, id), Value: rec})
-		if err := st.Apply(ctx, ops...); err != nil {
+		if err := st.Apply(context.Background(), ops...); err != nil {
 			t.Fatal(err)
 		}
 		if isDefault {

@@ -3,9 +3,8 @@ package vpc
 import (
 	"context"
 	"errors"
-	"path/filepath"
+	"nubo/internal/store/storetest"
 	"testing"
-	"time"
 
 	"nubo/internal/apierr"
 	"nubo/internal/resource"
@@ -18,18 +17,7 @@ const account = "123456789012"
 // newService is a VPC service on a fresh embedded etcd.
 func newService(t *testing.T) *Service {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	e, err := store.StartEmbedded(ctx, filepath.Join(t.TempDir(), "etcd"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Connect(ctx, []string{e.Endpoint})
-	if err != nil {
-		e.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close(); e.Close() })
+	st := storetest.New(t)
 	return &Service{Store: st, Region: "us-east-1", Zones: []Zone{{Name: "us-east-1a", ID: "use1-az1"}}}
 }
 

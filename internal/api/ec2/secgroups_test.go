@@ -6,7 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
-	"path/filepath"
+	"nubo/internal/store/storetest"
 	"strings"
 	"testing"
 	"time"
@@ -38,18 +38,8 @@ type sgEnv struct {
 
 func newSGEnv(t *testing.T) *sgEnv {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	e, err := store.StartEmbedded(ctx, filepath.Join(t.TempDir(), "etcd"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Connect(ctx, []string{e.Endpoint})
-	if err != nil {
-		e.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close(); e.Close() })
+	st := storetest.New(t)
+	ctx := context.Background()
 	vpcs := &vpc.Service{Store: st, Region: "us-east-1", Zones: []vpc.Zone{{Name: "us-east-1a", ID: "use1-az1"}}}
 	groups := &secgroup.Service{Store: st, DefaultVPC: func(ctx context.Context, account string) (string, error) {
 		v, err := vpcs.DefaultVPC(ctx, account)
