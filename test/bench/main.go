@@ -4,7 +4,9 @@
 // a user sees, including the SDK's signing and XML decoding on this same
 // machine) and as raw SigV4-signed HTTP whose body is read but not decoded
 // (the server's own cost). GET /healthz (no signing, no store) is the
-// baseline measured in the same run; ratios are p50 against it.
+// baseline measured in the same run; ratios are p50 against it. With root,
+// it goes on to instances (instances.go), the VPC data plane (netbench) and
+// security groups (secgroups.go); -only picks one.
 package main
 
 import (
@@ -41,7 +43,11 @@ func main() {
 	keys := flag.Int("keys", 1000, "key pairs stored before DescribeKeyPairs")
 	launches := flag.Int("launches", 20, "instances launched one at a time")
 	many := flag.Int("many", 50, "instances launched at once")
-	only := flag.String("only", "", "run only the api, instances or network benchmarks")
+	sgChanges := flag.Int("sg-changes", 200, "security group rule changes measured (half authorizes, half revokes)")
+	sgScaleChanges := flag.Int("sg-scale-changes", 50, "security group rule changes measured at each scale level")
+	sgMaxRules := flag.Int("sg-max-rules", 20000, "the largest number of security group rules the scale benchmark holds")
+	sgBudget := flag.Duration("sg-budget", 3*time.Minute, "time the security group benchmarks may take (the scale levels stop before)")
+	only := flag.String("only", "", "run only the api, instances, network or secgroups benchmarks")
 	flag.Parse()
 	var err error
 	if *only == "" || *only == "api" {
@@ -52,6 +58,9 @@ func main() {
 	}
 	if err == nil && (*only == "" || *only == "network") {
 		err = benchNetwork(context.Background())
+	}
+	if err == nil && (*only == "" || *only == "secgroups") {
+		err = benchSecurityGroups(context.Background(), *sgChanges, *sgScaleChanges, *sgMaxRules, *sgBudget)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
