@@ -20,6 +20,7 @@ import (
 	"nubo/internal/instance"
 	"nubo/internal/network"
 	"nubo/internal/runtime"
+	"nubo/internal/secgroup"
 	"nubo/internal/store"
 	"nubo/internal/volume"
 	"nubo/internal/vpc"
@@ -58,6 +59,8 @@ type Agent struct {
 
 	firewalls map[string]bool        // fwKey → the VPC has ports here (this process set its firewall)
 	fwLocks   map[string]*sync.Mutex // one firewall sync per VPC at a time
+	groups    decoded[secgroup.Group]
+	instances decoded[instance.Instance]
 }
 
 // RootVolumes mounts instances' root volumes (volume.Roots on a real host).

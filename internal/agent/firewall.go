@@ -112,15 +112,16 @@ func (a *Agent) firewall(ctx context.Context, sc resource.Scope, vpcID string) (
 	var fw network.Firewall
 	groups := map[string]secgroup.Group{}
 	var defaultGroup string
-	kvs, err := a.Store.List(ctx, resource.Prefix(sc, resource.SecurityGroup))
+	prefix := resource.Prefix(sc, resource.SecurityGroup)
+	kvs, err := a.Store.List(ctx, prefix)
 	if err != nil {
 		return fw, err
 	}
-	for _, kv := range kvs {
-		var g secgroup.Group
-		if err := json.Unmarshal(kv.Value, &g); err != nil {
-			return fw, fmt.Errorf("decoding %s: %w", kv.Key, err)
-		}
+	all, err := a.groups.list(kvs, prefix)
+	if err != nil {
+		return fw, err
+	}
+	for _, g := range all {
 		if g.VPCID == vpcID {
 			groups[g.ID] = g
 			if g.Name == secgroup.DefaultName {
@@ -128,17 +129,17 @@ func (a *Agent) firewall(ctx context.Context, sc resource.Scope, vpcID string) (
 			}
 		}
 	}
-	kvs, err = a.Store.List(ctx, resource.Prefix(sc, resource.Instance))
+	prefix = resource.Prefix(sc, resource.Instance)
+	if kvs, err = a.Store.List(ctx, prefix); err != nil {
+		return fw, err
+	}
+	instances, err := a.instances.list(kvs, prefix)
 	if err != nil {
 		return fw, err
 	}
 	members := map[string][]netip.Addr{} // group → private addresses
 	used := map[string]bool{}
-	for _, kv := range kvs {
-		var in instance.Instance
-		if err := json.Unmarshal(kv.Value, &in); err != nil {
-			return fw, fmt.Errorf("decoding %s: %w", kv.Key, err)
-		}
+	for _, in := range instances {
 		ip, err := netip.ParseAddr(in.PrivateIP)
 		if in.VPCID != vpcID || in.State == instance.Terminated || err != nil {
 			continue

@@ -2,6 +2,8 @@ package linux
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -46,6 +48,7 @@ import (
 // fwState is what this process last wrote to a router's firewall.
 type fwState struct {
 	sets  map[string]map[string][]string // set name → element key → fields
+	sums  map[string][32]byte            // set name → digest of the rules it was made from
 	ports map[string][]string            // port name → the groups it looks up
 	// read: learnt from the kernel after a restart, names only (nil
 	// contents): everything is rewritten.
@@ -70,8 +73,6 @@ func (d *Driver) SetFirewall(ctx context.Context, vpcID string, fw network.Firew
 		return err
 	}
 	rh.Close()
-	want := desiredFirewall(fw)
-
 	d.fwMu.Lock()
 	have := d.fw[vpcID]
 	d.fwMu.Unlock()
@@ -84,6 +85,7 @@ func (d *Driver) SetFirewall(ctx context.Context, vpcID string, fw network.Firew
 			return err
 		}
 	}
+	want := desiredFirewall(fw, have)
 	firewallDiff(tx, have, want)
 	want.gen = have.gen
 	if tx.NumOperations() > 0 || have.read {
@@ -125,9 +127,11 @@ func (d *Driver) forgetFirewall(vpcID string) {
 }
 
 // desiredFirewall is the sets and port chains fw needs: a set for each
-// group some port uses.
-func desiredFirewall(fw network.Firewall) *fwState {
-	st := &fwState{sets: map[string]map[string][]string{}, ports: map[string][]string{}}
+// group some port uses. A set whose rules are those it was made from last
+// time is taken over as it is: a change to one group costs that group's
+// work only.
+func desiredFirewall(fw network.Firewall, have *fwState) *fwState {
+	st := &fwState{sets: map[string]map[string][]string{}, sums: map[string][32]byte{}, ports: map[string][]string{}}
 	used := map[string]bool{}
 	for _, p := range fw.Ports {
 		st.ports[portName(p.InstanceID, p.Device)] = slices.Clone(p.Groups)
@@ -139,10 +143,31 @@ func desiredFirewall(fw network.Firewall) *fwState {
 		if !used[g.ID] {
 			continue
 		}
-		st.sets[inPrefix+g.ID] = elements(g.Ingress)
-		st.sets[outPrefix+g.ID] = elements(g.Egress)
+		for name, rules := range map[string][]network.FirewallRule{inPrefix + g.ID: g.Ingress, outPrefix + g.ID: g.Egress} {
+			sum := rulesSum(rules)
+			if cur := have.sets[name]; cur != nil && have.sums[name] == sum {
+				st.sets[name] = cur
+			} else {
+				st.sets[name] = elements(rules)
+			}
+			st.sums[name] = sum
+		}
 	}
 	return st
+}
+
+// rulesSum is a digest of rules, to tell whether a set needs remaking.
+func rulesSum(rules []network.FirewallRule) [32]byte {
+	b := make([]byte, 0, len(rules)*16)
+	for _, r := range rules {
+		a := r.Peer.Addr().As4()
+		b = binary.BigEndian.AppendUint32(b, uint32(int32(r.Protocol)))
+		b = binary.BigEndian.AppendUint32(b, uint32(int32(r.FromPort)))
+		b = binary.BigEndian.AppendUint32(b, uint32(int32(r.ToPort)))
+		b = append(b, a[:]...)
+		b = append(b, byte(r.Peer.Bits()))
+	}
+	return sha256.Sum256(b)
 }
 
 func elements(rules []network.FirewallRule) map[string][]string {
@@ -196,6 +221,9 @@ func (d *Driver) readFirewall(ctx context.Context, path string) (*fwState, error
 func firewallDiff(tx *knftables.Transaction, have, want *fwState) {
 	for name, elems := range want.sets {
 		cur, known := have.sets[name]
+		if cur != nil && have.sums[name] == want.sums[name] {
+			continue // taken over as it is
+		}
 		if !known {
 			tx.Add(&knftables.Set{Name: name, Type: setKey, Flags: []knftables.SetFlag{knftables.IntervalFlag}})
 		}
