@@ -85,11 +85,15 @@ func (d *Driver) SetDNS(ctx context.Context, vpcID string, dns network.DNS) erro
 	return nil
 }
 
-// Close stops the resolvers; the kernel state stays.
+// Close stops the resolvers and metadata listeners; the kernel state stays.
 func (d *Driver) Close() error {
 	d.dnsMu.Lock()
 	all := d.resolvers
 	d.resolvers = make(map[string]*resolver.Server)
+	for _, ln := range d.metadata {
+		ln.Close()
+	}
+	d.metadata = nil
 	d.dnsMu.Unlock()
 	var firstErr error
 	for _, s := range all {

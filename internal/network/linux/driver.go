@@ -17,6 +17,7 @@ package linux
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -55,6 +56,10 @@ type Config struct {
 	// through the host (forwarding and one masquerade table of nubo's on
 	// the host; see egress.go). Off by default.
 	Egress bool
+	// Metadata, if set, serves the instance metadata service of VPC vpcID
+	// on ln (MetadataIP:80 inside the VPC's router) until ln is closed; the
+	// caller is the connection's remote address (see metadata.go).
+	Metadata func(vpcID string, ln net.Listener)
 }
 
 // DefaultGSOMaxSize is the packet size of nubo's links when Config leaves
@@ -110,8 +115,9 @@ type Driver struct {
 	nft     knftables.Interface
 	nftErr  error
 
-	dnsMu     sync.Mutex
+	dnsMu     sync.Mutex                  // also guards metadata
 	resolvers map[string]*resolver.Server // by VPC ID
+	metadata  map[string]net.Listener     // by VPC ID
 
 	fwMu sync.Mutex
 	fw   map[string]*fwState // by VPC ID: what SetFirewall last wrote

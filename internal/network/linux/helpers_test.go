@@ -18,12 +18,18 @@ import (
 
 // newDriver returns a real driver with names and a public range of its own
 // and its host network made; Teardown runs at cleanup, also on failure.
-func newDriver(t *testing.T) *linux.Driver {
+func newDriver(t *testing.T) *linux.Driver { return newDriverWith(t, nil) }
+
+// newDriverWith is newDriver with its configuration changed by set.
+func newDriverWith(t *testing.T, set func(*linux.Config)) *linux.Driver {
 	t.Helper()
 	networktest.RequireRoot(t)
 	cfg, err := linux.EphemeralConfig()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if set != nil {
+		set(&cfg)
 	}
 	d, err := linux.New(cfg)
 	if err != nil {

@@ -67,6 +67,7 @@ func (d *Driver) EnsureVPC(ctx context.Context, vpc network.VPC) error {
 	}
 	if made { // a resolver of ours, if any, serves a namespace that is gone
 		d.forgetFirewall(vpc.ID)
+		d.stopMetadata(vpc.ID)
 		if err := d.stopResolver(ctx, vpc.ID); err != nil {
 			return err
 		}
@@ -87,6 +88,9 @@ func (d *Driver) EnsureVPC(ctx context.Context, vpc network.VPC) error {
 		return err
 	}
 	if err := ensureAddr(rh, lo, netip.PrefixFrom(network.DNSAddr(vpc.CIDR), 32)); err != nil {
+		return err
+	}
+	if err := ensureAddr(rh, lo, netip.PrefixFrom(MetadataIP, 32)); err != nil {
 		return err
 	}
 	transit, err := d.ensureTransit(vpc.ID, rh)
@@ -114,7 +118,10 @@ func (d *Driver) EnsureVPC(ctx context.Context, vpc network.VPC) error {
 	if err := d.syncPublic(ctx, vpc.ID); err != nil {
 		return err
 	}
-	return d.startResolver(vpc)
+	if err := d.startResolver(vpc); err != nil {
+		return err
+	}
+	return d.startMetadata(vpc.ID)
 }
 
 // ensureTransit finds or makes the veth pair between the gateway (t<hash>,
@@ -295,6 +302,7 @@ func (d *Driver) DeleteVPC(ctx context.Context, vpcID string) error {
 // namespace, whatever they hold.
 func (d *Driver) removeVPC(ctx context.Context, vpcID string) error {
 	d.forgetFirewall(vpcID)
+	d.stopMetadata(vpcID)
 	if err := d.stopResolver(ctx, vpcID); err != nil {
 		return err
 	}
