@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -59,6 +60,8 @@ type Agent struct {
 
 	firewalls map[string]bool        // fwKey → the VPC has ports here (this process set its firewall)
 	fwLocks   map[string]*sync.Mutex // one firewall sync per VPC at a time
+	fwSeq     atomic.Int64           // orders firewall sync calls and starts
+	fwDone    map[string]int64       // fwKey → start of the last sync that succeeded
 	groups    decoded[secgroup.Group]
 	instances decoded[instance.Instance]
 }

@@ -69,9 +69,20 @@ func (a *Agent) firewallEvent(key string, value []byte) {
 // expanded to their members' private addresses.
 func (a *Agent) syncFirewall(ctx context.Context, account, region, vpcID string) error {
 	key := fwKey(account, region, vpcID)
+	// Syncs of one VPC run one at a time; one that began after this call
+	// arrived read the store later than this call would, so it did the
+	// work for both (fifty boots at once wait for a few syncs, not fifty).
+	arrived := a.fwSeq.Add(1)
 	lock := a.fwLock(key)
 	lock.Lock()
 	defer lock.Unlock()
+	a.mu.Lock()
+	covered := a.fwDone[key] > arrived
+	a.mu.Unlock()
+	if covered {
+		return nil
+	}
+	began := a.fwSeq.Add(1)
 	sc := resource.Scope{Account: account, Region: region}
 	fw, err := a.firewall(ctx, sc, vpcID)
 	if err != nil {
@@ -89,6 +100,10 @@ func (a *Agent) syncFirewall(ctx context.Context, account, region, vpcID string)
 		a.firewalls = map[string]bool{}
 	}
 	a.firewalls[key] = len(fw.Ports) > 0
+	if a.fwDone == nil {
+		a.fwDone = map[string]int64{}
+	}
+	a.fwDone[key] = began
 	a.mu.Unlock()
 	return nil
 }
