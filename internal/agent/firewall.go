@@ -160,7 +160,14 @@ func (a *Agent) firewall(ctx context.Context, sc resource.Scope, vpcID string) (
 			continue
 		}
 		ids := in.SecurityGroups
-		if len(ids) == 0 && defaultGroup != "" { // launched before security groups
+		if len(ids) == 0 { // launched before nubo had security groups
+			if defaultGroup == "" && a.VPCs != nil {
+				g, _, err := a.VPCs.DefaultSecurityGroup(ctx, sc.Account, vpcID) // made now if its VPC predates them
+				if err != nil {
+					return fw, fmt.Errorf("default security group of %s: %w", vpcID, err)
+				}
+				groups[g.ID], defaultGroup = g, g.ID
+			}
 			ids = []string{defaultGroup}
 		}
 		var mine []string
