@@ -6,7 +6,8 @@
 // (the server's own cost). GET /healthz (no signing, no store) is the
 // baseline measured in the same run; ratios are p50 against it. With root,
 // it goes on to instances (instances.go), the VPC data plane (netbench) and
-// security groups (secgroups.go); -only picks one.
+// security groups (secgroups.go), launch → first SSH login (ssh.go); -only
+// picks one.
 package main
 
 import (
@@ -47,7 +48,8 @@ func main() {
 	sgScaleChanges := flag.Int("sg-scale-changes", 50, "security group rule changes measured at each scale level")
 	sgMaxRules := flag.Int("sg-max-rules", 20000, "the largest number of security group rules the scale benchmark holds")
 	sgBudget := flag.Duration("sg-budget", 3*time.Minute, "time the security group benchmarks may take (the scale levels stop before)")
-	only := flag.String("only", "", "run only the api, instances, network or secgroups benchmarks")
+	logins := flag.Int("logins", 20, "launches per image measured to the first SSH login")
+	only := flag.String("only", "", "run only the api, instances, network, secgroups or ssh benchmarks")
 	flag.Parse()
 	var err error
 	if *only == "" || *only == "api" {
@@ -61,6 +63,9 @@ func main() {
 	}
 	if err == nil && (*only == "" || *only == "secgroups") {
 		err = benchSecurityGroups(context.Background(), *sgChanges, *sgScaleChanges, *sgMaxRules, *sgBudget)
+	}
+	if err == nil && (*only == "" || *only == "ssh") {
+		err = benchSSH(context.Background(), *logins)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
