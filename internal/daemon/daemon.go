@@ -19,6 +19,7 @@ import (
 	"nubo/internal/ami"
 	"nubo/internal/api/ec2"
 	"nubo/internal/api/ec2query"
+	"nubo/internal/api/eic"
 	"nubo/internal/instance"
 	"nubo/internal/keypair"
 	"nubo/internal/resource"
@@ -138,9 +139,18 @@ func Run(ctx context.Context, cfg Config) error {
 			return ec2query.Account{ID: a.ID, Secret: a.SecretAccessKey}, ok
 		},
 	}
+	connect := &eic.Handler{Region: cfg.Region, Store: st, Instances: api.Instances, Lookup: q.Lookup, Log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.Handle("/", q)
+	// EC2 Instance Connect shares the endpoint; its calls name themselves in
+	// X-Amz-Target, which EC2 Query requests never carry.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if eic.IsRequest(r) {
+			connect.ServeHTTP(w, r)
+			return
+		}
+		q.ServeHTTP(w, r)
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
 
 	if err := writeInfo(cfg.DataDir, Info{Endpoint: endpoint, Region: cfg.Region}); err != nil {

@@ -115,8 +115,15 @@ ids=$(aws ec2 run-instances --image-id "$image" --instance-type t3.micro --count
 aws ec2 wait instance-running --instance-ids $ids && ok "wait instance-running" || bad "wait instance-running"
 first=${ids%%[[:space:]]*}
 expect "console output" "yes" bash -c "command aws --endpoint-url \"\$AWS_ENDPOINT_URL\" ec2 get-console-output --instance-id $first --output text | grep 'nubo-init: ready' >/dev/null && echo yes"
+# EC2 Instance Connect, on the same endpoint (service ec2-instance-connect, JSON 1.1).
+expect "ec2-instance-connect send-ssh-public-key" "True" \
+  aws ec2-instance-connect send-ssh-public-key --instance-id "$first" --instance-os-user admin --ssh-public-key "file://$dir/id.pub" --query Success --output text
+expect_error "send-ssh-public-key, unknown instance" EC2InstanceNotFoundException \
+  aws ec2-instance-connect send-ssh-public-key --instance-id i-0123456789abcdef0 --instance-os-user admin --ssh-public-key "file://$dir/id.pub"
 aws ec2 stop-instances --instance-ids "$first" >/dev/null && aws ec2 wait instance-stopped --instance-ids "$first" \
   && ok "stop + wait instance-stopped" || bad "stop + wait instance-stopped"
+expect_error "send-ssh-public-key, stopped instance" EC2InstanceStateInvalidException \
+  aws ec2-instance-connect send-ssh-public-key --instance-id "$first" --instance-os-user admin --ssh-public-key "file://$dir/id.pub"
 expect_error "unknown instance type" InvalidParameterValue aws ec2 run-instances --image-id "$image" --instance-type x9.huge --count 1
 # shellcheck disable=SC2086
 aws ec2 terminate-instances --instance-ids $ids >/dev/null && aws ec2 wait instance-terminated --instance-ids $ids \
