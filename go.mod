@@ -3,6 +3,7 @@ module nubo
 go 1.26.8
 
 require (
+	github.com/smallstep/pkcs7 v0.2.3
 	go.etcd.io/etcd/client/v3 v3.6.16
 	go.etcd.io/etcd/server/v3 v3.6.16
 	go.uber.org/zap v1.27.0

@@ -59,10 +59,14 @@ type Instance struct {
 	ImageID       string `json:"imageId"`
 	InstanceType  string `json:"instanceType"`
 	KeyName       string `json:"keyName,omitempty"`
-	Zone          string `json:"zone"`
-	Host          string `json:"host"`
-	UserData      string `json:"userData,omitempty"` // base64, as given
-	ClientToken   string `json:"clientToken,omitempty"`
+	// PublicKey is the key pair's public key at launch, which the metadata
+	// service serves: deleting or replacing the key pair changes nothing
+	// for the instance, as in EC2.
+	PublicKey   string `json:"publicKey,omitempty"`
+	Zone        string `json:"zone"`
+	Host        string `json:"host"`
+	UserData    string `json:"userData,omitempty"` // base64, as given
+	ClientToken string `json:"clientToken,omitempty"`
 
 	// Desired is what the API asked for: running, stopped or terminated.
 	Desired string `json:"desired"`
@@ -103,6 +107,48 @@ type Instance struct {
 	RootSizeGiB         int    `json:"rootSizeGiB"`
 	DeleteOnTermination bool   `json:"deleteOnTermination"`
 	Hostname            string `json:"hostname"`
+
+	// MetadataOptions are the metadata service's settings for the
+	// instance; empty fields (records older than them) mean EC2's defaults.
+	MetadataOptions MetadataOptions `json:"metadataOptions,omitzero"`
+}
+
+// MetadataOptions is EC2's InstanceMetadataOptions. Read them through
+// Effective: an empty field is the default.
+type MetadataOptions struct {
+	HTTPTokens              string `json:"httpTokens,omitempty"`              // optional | required
+	HTTPEndpoint            string `json:"httpEndpoint,omitempty"`            // enabled | disabled
+	HTTPPutResponseHopLimit int    `json:"httpPutResponseHopLimit,omitempty"` // 1–64
+	InstanceMetadataTags    string `json:"instanceMetadataTags,omitempty"`    // enabled | disabled
+	HTTPProtocolIPv6        string `json:"httpProtocolIpv6,omitempty"`        // enabled | disabled
+}
+
+// EC2's defaults for an image without ImdsSupport v2.0 and no account-level
+// defaults (nubo has neither): IMDSv1 allowed, one hop.
+var DefaultMetadataOptions = MetadataOptions{
+	HTTPTokens: "optional", HTTPEndpoint: "enabled", HTTPPutResponseHopLimit: 1,
+	InstanceMetadataTags: "disabled", HTTPProtocolIPv6: "disabled",
+}
+
+// Effective fills the fields o leaves empty with the defaults.
+func (o MetadataOptions) Effective() MetadataOptions {
+	d := DefaultMetadataOptions
+	if o.HTTPTokens != "" {
+		d.HTTPTokens = o.HTTPTokens
+	}
+	if o.HTTPEndpoint != "" {
+		d.HTTPEndpoint = o.HTTPEndpoint
+	}
+	if o.HTTPPutResponseHopLimit != 0 {
+		d.HTTPPutResponseHopLimit = o.HTTPPutResponseHopLimit
+	}
+	if o.InstanceMetadataTags != "" {
+		d.InstanceMetadataTags = o.InstanceMetadataTags
+	}
+	if o.HTTPProtocolIPv6 != "" {
+		d.HTTPProtocolIPv6 = o.HTTPProtocolIPv6
+	}
+	return d
 }
 
 // Key is where an instance's record lives.

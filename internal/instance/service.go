@@ -58,6 +58,8 @@ type RunSpec struct {
 	// the VPC's default group. (omitempty keeps earlier ClientToken hashes.)
 	SecurityGroupIDs   []string `json:",omitempty"`
 	SecurityGroupNames []string `json:",omitempty"`
+	// MetadataOptions as given (validated); nil: the defaults.
+	MetadataOptions *MetadataOptions `json:",omitempty"`
 }
 
 // Reservation is what RunInstances answers.
@@ -102,10 +104,13 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 		return Reservation{}, apierr.New(apierr.UnsupportedOperation,
 			"Image %s is a %s image; nubo runs Linux/UNIX instances only (system containers), so it cannot launch it.", im.ID, im.PlatformDetails())
 	}
+	var publicKey string
 	if spec.KeyName != "" {
-		if _, err := s.KeyPairs.Get(ctx, s.scope(account), spec.KeyName); err != nil {
+		kp, err := s.KeyPairs.Get(ctx, s.scope(account), spec.KeyName)
+		if err != nil {
 			return Reservation{}, err
 		}
+		publicKey = kp.PublicKey
 	}
 	if spec.Zone != "" && !contains(s.Zones, spec.Zone) {
 		return Reservation{}, apierr.New(apierr.InvalidParameterValue, "Invalid availability zone: [%s]", spec.Zone)
@@ -173,6 +178,7 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 		res, ops := s.newReservation(account, spec, im, n, sn)
 		for i := range res.Instances {
 			res.Instances[i].SecurityGroups = groups
+			res.Instances[i].PublicKey = publicKey
 		}
 		ops = append(ops, checks...)
 		if ops, err = s.addresses(ctx, account, sn, spec.PrivateIP, public, &res, ops); err != nil {
@@ -236,6 +242,13 @@ func (s *Service) newReservation(account string, spec RunSpec, im ami.Image, n i
 			RootDevice:            im.RootDevice,
 			RootSizeGiB:           spec.RootSizeGiB,
 			DeleteOnTermination:   spec.DeleteOnTermination,
+		}
+		// Stored whole, so that later changes of the defaults leave running
+		// instances as they were launched.
+		if spec.MetadataOptions != nil {
+			in.MetadataOptions = spec.MetadataOptions.Effective()
+		} else {
+			in.MetadataOptions = DefaultMetadataOptions
 		}
 		vol := volume.Volume{
 			Meta:    resource.Meta{ID: in.RootVolumeID, Tags: vtags, CreateTime: now},
