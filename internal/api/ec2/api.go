@@ -56,6 +56,7 @@ func (a *API) Actions() map[string]ec2query.Handler {
 		"GetConsoleOutput":              a.getConsoleOutput,
 		"DescribeInstanceAttribute":     a.describeInstanceAttribute,
 		"ModifyInstanceAttribute":       a.modifyInstanceAttribute,
+		"ModifyInstanceMetadataOptions": a.modifyInstanceMetadataOptions,
 		"DescribeAccountAttributes":     a.describeAccountAttributes,
 		"CreateVpc":                     a.createVpc,
 		"DescribeVpcs":                  a.describeVpcs,

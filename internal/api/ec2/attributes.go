@@ -15,6 +15,10 @@ type valueItem struct {
 	Value string `xml:"value"`
 }
 
+type optValue struct {
+	Value string `xml:"value,omitempty"`
+}
+
 type boolValue struct {
 	Value bool `xml:"value"`
 }
@@ -35,7 +39,7 @@ func (a *API) describeInstanceAttribute(ctx context.Context, r *ec2query.Request
 	out := struct {
 		InstanceID                        string                        `xml:"instanceId"`
 		InstanceType                      *valueItem                    `xml:"instanceType,omitempty"`
-		UserData                          *valueItem                    `xml:"userData,omitempty"`
+		UserData                          *optValue                     `xml:"userData,omitempty"`
 		DisableAPITermination             *boolValue                    `xml:"disableApiTermination,omitempty"`
 		InstanceInitiatedShutdownBehavior *valueItem                    `xml:"instanceInitiatedShutdownBehavior,omitempty"`
 		RootDeviceName                    *valueItem                    `xml:"rootDeviceName,omitempty"`
@@ -45,7 +49,7 @@ func (a *API) describeInstanceAttribute(ctx context.Context, r *ec2query.Request
 	case "instanceType":
 		out.InstanceType = &valueItem{in.InstanceType}
 	case "userData":
-		out.UserData = &valueItem{in.UserData}
+		out.UserData = &optValue{in.UserData} // <userData/> when there is none, as EC2 answers
 	case "disableApiTermination":
 		out.DisableAPITermination = &boolValue{in.DisableAPITermination}
 	case "instanceInitiatedShutdownBehavior":

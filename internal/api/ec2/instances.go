@@ -98,6 +98,11 @@ func (a *API) runInstances(ctx context.Context, r *ec2query.Request) (any, error
 			return nil, apierr.New(apierr.InvalidParameterValue, "User data is limited to 16384 bytes (got %d).", len(raw))
 		}
 	}
+	if mo, given, err := parseMetadataOptions(p.Member("MetadataOptions")); err != nil {
+		return nil, err
+	} else if given {
+		spec.MetadataOptions = &mo
+	}
 	for _, bdm := range p.Members("BlockDeviceMapping") {
 		ebs := bdm.Member("Ebs")
 		if n, ok, err := ebs.Int("VolumeSize"); err != nil {
@@ -230,6 +235,7 @@ type instanceItem struct {
 	PlatformDetails       string                       `xml:"platformDetails"`
 	UsageOperation        string                       `xml:"usageOperation"`
 	CurrentInstanceBootMd string                       `xml:"currentInstanceBootMode"`
+	MetadataOptions       metadataOptionsItem          `xml:"metadataOptions"`
 }
 
 type monitoringItem struct {
@@ -304,6 +310,7 @@ func (a *API) instanceItem(in instance.Instance, names func(instance.Instance) (
 		PlatformDetails:       "Linux/UNIX",
 		UsageOperation:        "RunInstances",
 		CurrentInstanceBootMd: "legacy-bios",
+		MetadataOptions:       metadataOptionsOf(in.MetadataOptions),
 	}
 	item.Monitoring.State = "disabled"
 	if in.StateReason != nil {
@@ -356,6 +363,21 @@ var instanceFilters = map[string]ec2query.FilterFunc[instance.Instance]{
 	"ip-address": func(in instance.Instance) []string { return nonEmpty(in.PublicIP) },
 	"network-interface.addresses.private-ip-address": func(in instance.Instance) []string {
 		return nonEmpty(in.PrivateIP)
+	},
+	"metadata-options.http-tokens": func(in instance.Instance) []string {
+		return []string{in.MetadataOptions.Effective().HTTPTokens}
+	},
+	"metadata-options.http-endpoint": func(in instance.Instance) []string {
+		return []string{in.MetadataOptions.Effective().HTTPEndpoint}
+	},
+	"metadata-options.http-put-response-hop-limit": func(in instance.Instance) []string {
+		return []string{strconv.Itoa(in.MetadataOptions.Effective().HTTPPutResponseHopLimit)}
+	},
+	"metadata-options.instance-metadata-tags": func(in instance.Instance) []string {
+		return []string{in.MetadataOptions.Effective().InstanceMetadataTags}
+	},
+	"metadata-options.http-protocol-ipv6": func(in instance.Instance) []string {
+		return []string{in.MetadataOptions.Effective().HTTPProtocolIPv6}
 	},
 	"instance.group-id":          instanceGroupIDs,
 	"network-interface.group-id": instanceGroupIDs,
