@@ -2,6 +2,7 @@
 //
 //	nubo serve [--data-dir DIR] [--listen HOST:PORT] [--etcd-endpoints URLS]
 //	nubo env   [--data-dir DIR]
+//	nubo identity-cert [--data-dir DIR] [--region R]
 package main
 
 import (
@@ -38,6 +39,9 @@ Usage:
                        packages into the image dir; nubo serve registers it
   nubo image import NAME TARBALL [flags]
                        make an image of your own root filesystem
+  nubo identity-cert [flags]
+                       print the certificate that verifies instance
+                       identity documents (their signature and pkcs7)
 
 Run "nubo COMMAND -h" for a command's flags.
 `
@@ -57,6 +61,8 @@ func main() {
 		err = env(os.Args[2:])
 	case "image":
 		err = imageCmd(os.Args[2:])
+	case "identity-cert":
+		err = identityCert(os.Args[2:])
 	case "runc-shim": // started by the runtime, one per running instance
 		os.Exit(runc.ShimMain(os.Args[2:]))
 	case "-h", "--help", "help":
@@ -170,6 +176,31 @@ export AWS_PAGER=
 aws() { command aws --endpoint-url "$AWS_ENDPOINT_URL" "$@"; }
 `, info.Endpoint, a.AccessKeyID, a.SecretAccessKey, info.Region)
 	return nil
+}
+
+// identityCert prints the region's identity certificate, with which
+// anyone can verify an instance's identity document, e.g.
+// openssl smime -verify -in pkcs7 -inform PEM -certfile cert -noverify.
+func identityCert(args []string) error {
+	fl := flag.NewFlagSet("identity-cert", flag.ExitOnError)
+	dataDir := fl.String("data-dir", defaultDataDir, "the data dir of the nubo server")
+	region := fl.String("region", "", "the region whose certificate to print (default the server's)")
+	etcd := fl.String("etcd-endpoints", "", "comma-separated etcd endpoints; empty: the data dir's embedded etcd")
+	_ = fl.Parse(args)
+	if *region == "" {
+		*region = "us-east-1"
+		if info, err := daemon.ReadInfo(*dataDir); err == nil {
+			*region = info.Region
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	cert, err := daemon.IdentityCert(ctx, *dataDir, splitList(*etcd), *region)
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(cert)
+	return err
 }
 
 const imageUsage = `usage:

@@ -46,7 +46,7 @@ func Cleanup(ctx context.Context, dataDir string) error {
 		var nc NetConfig
 		if err := json.Unmarshal(b, &nc); err != nil {
 			errs = append(errs, fmt.Errorf("reading %s: %w", netConfigFile, err))
-		} else if nd, err := Network(nc); err != nil {
+		} else if nd, err := Network(nc, nil); err != nil {
 			errs = append(errs, err)
 		} else if err := nd.Teardown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("tearing the network down: %w", err))

@@ -20,6 +20,7 @@ import (
 	"nubo/internal/api/ec2"
 	"nubo/internal/api/ec2query"
 	"nubo/internal/api/eic"
+	"nubo/internal/imds"
 	"nubo/internal/instance"
 	"nubo/internal/keypair"
 	"nubo/internal/resource"
@@ -113,7 +114,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return v.ID, err
 	}}
 	images := &ami.Registry{Store: st, Region: cfg.Region}
-	host, err := startHost(ctx, cfg, st, images, vpcs)
+	metadata, err := imds.New(ctx, st, cfg.Region, log.With("component", "imds"))
+	if err != nil {
+		return err
+	}
+	host, err := startHost(ctx, cfg, st, images, vpcs, metadata.Serve)
 	if err != nil {
 		return err
 	}

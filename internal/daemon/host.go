@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -47,9 +48,11 @@ type NetConfig struct {
 
 const netConfigFile = "network.json"
 
-// Network opens the data plane named by nc.
-func Network(nc NetConfig) (*netlinux.Driver, error) {
-	return netlinux.New(netlinux.Config{Prefix: nc.Prefix, HostLink: nc.HostLink, PublicRange: nc.PublicPool, Egress: nc.Egress})
+// Network opens the data plane named by nc; metadata, if set, serves each
+// VPC's instance metadata service on the listener its router gets.
+func Network(nc NetConfig, metadata func(vpcID string, ln net.Listener)) (*netlinux.Driver, error) {
+	return netlinux.New(netlinux.Config{Prefix: nc.Prefix, HostLink: nc.HostLink, PublicRange: nc.PublicPool, Egress: nc.Egress,
+		Metadata: metadata})
 }
 
 // Runtime opens the instance runtime kept under dataDir.
@@ -65,13 +68,14 @@ func Runtime(dataDir string) (runtime.Driver, error) {
 	return runc.New(runc.Config{Root: root, Shim: []string{exe, "runc-shim"}})
 }
 
-func startHost(ctx context.Context, cfg Config, st *store.Store, images *ami.Registry, vpcs *vpc.Service) (*host, error) {
+func startHost(ctx context.Context, cfg Config, st *store.Store, images *ami.Registry, vpcs *vpc.Service,
+	metadata func(vpcID string, ln net.Listener)) (*host, error) {
 	rt, err := Runtime(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("opening the instance runtime: %w", err)
 	}
 	nc := NetConfig{Prefix: cfg.NetPrefix, HostLink: cfg.HostLink, PublicPool: cfg.PublicPool, Egress: cfg.Egress}
-	nd, err := Network(nc)
+	nd, err := Network(nc, metadata)
 	if err != nil {
 		return nil, fmt.Errorf("opening the network: %w", err)
 	}
