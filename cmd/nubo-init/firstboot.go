@@ -62,6 +62,12 @@ func hostKeysMissing(sshDir string) bool {
 // writeFileAtomic writes data to a temporary file beside path, syncs it and
 // renames it over path, then syncs the directory.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return writeFileAtomicOwned(path, data, perm, -1, -1)
+}
+
+// writeFileAtomicOwned is writeFileAtomic with the file owned by uid:gid
+// (-1 keeps nubo-init's), set before the file takes path's place.
+func writeFileAtomicOwned(path string, data []byte, perm os.FileMode, uid, gid int) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -76,7 +82,13 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		f.Close()
 		return err
 	}
-	if err := f.Chmod(perm); err != nil {
+	if uid >= 0 || gid >= 0 {
+		if err := f.Chown(uid, gid); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := f.Chmod(perm); err != nil { // after chown, which clears setuid bits
 		f.Close()
 		return err
 	}

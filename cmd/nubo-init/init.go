@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -28,10 +31,15 @@ type initd struct {
 	root       string // "/" in an instance
 	grace      time.Duration
 	instanceID string
+	imdsURL    string
 	con        *console
 	out        *os.File // console, handed to children
 	procs      *procs
 	started    time.Time
+
+	md            *imds // the metadata service, once asked
+	mdErr         error // why it could not be asked
+	keysInstalled bool  // the key pair's key is in place
 }
 
 func (in *initd) path(rel string) string { return filepath.Join(in.root, rel) }
@@ -42,6 +50,7 @@ func runInit(args []string, out *os.File) int {
 	fs.SetOutput(os.Stderr)
 	root := fs.String("root", "/", "prefix for every path nubo-init reads or writes (tests)")
 	grace := fs.Duration("grace", 5*time.Second, "how long processes get between SIGTERM and SIGKILL at shutdown")
+	imdsURL := fs.String("imds", defaultIMDS, "the instance metadata service (tests)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -53,6 +62,7 @@ func runInit(args []string, out *os.File) int {
 		root:       *root,
 		grace:      *grace,
 		instanceID: os.Getenv("NUBO_INSTANCE_ID"),
+		imdsURL:    *imdsURL,
 		con:        &console{w: out},
 		out:        out,
 		procs:      newProcs(),
@@ -113,6 +123,11 @@ func (in *initd) run() int {
 // boot does the first-boot and every-boot work, then supervises sshd. It
 // gives up as soon as shutdown begins.
 func (in *initd) boot() {
+	ctx := context.Background()
+	if err := os.Remove(in.path(bootFinished)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		in.con.logf("cannot remove /%s: %v", bootFinished, err)
+	}
+	in.identify(ctx)
 	marker := in.path("var/lib/nubo-init/first-boot-done")
 	first, err := firstBootNeeded(marker, in.instanceID)
 	if err != nil {
@@ -128,6 +143,7 @@ func (in *initd) boot() {
 			in.con.logf("wrote a new /etc/machine-id")
 		}
 		in.generateHostKeys()
+		in.keysInstalled = in.installKeyPair(ctx)
 		scripts.runDir("first-boot.d", in.path("etc/nubo-init/first-boot.d"))
 		if in.procs.isClosed() {
 			return // cut short: the next boot is a first boot again
@@ -193,8 +209,20 @@ func (in *initd) makeHostKeysNice(types []string, idle bool) bool {
 	return ok
 }
 
-// addSlowHostKeys makes the missing slow host keys in the background, for
-// sshd's next start.
+// afterReady starts what waits for sshd to be up: the slow host keys (then,
+// once per instance, the host key block on the console) and the user data.
+func (in *initd) afterReady() {
+	go func() {
+		in.addSlowHostKeys()
+		if !in.procs.isClosed() {
+			in.printHostKeysOnce()
+		}
+	}()
+	go in.provision(context.Background())
+}
+
+// addSlowHostKeys makes the missing slow host keys, at the lowest priority,
+// for sshd's next start.
 func (in *initd) addSlowHostKeys() {
 	missing := false
 	for _, t := range slowHostKeys {
@@ -205,13 +233,11 @@ func (in *initd) addSlowHostKeys() {
 	if !missing {
 		return
 	}
-	go func() {
-		t0 := time.Now()
-		if !in.makeHostKeysNice(slowHostKeys, true) || in.procs.isClosed() {
-			return
-		}
-		in.con.logf("SSH host keys (%s) ready in %s, for sshd's next start", strings.Join(slowHostKeys, ", "), since(t0))
-	}()
+	t0 := time.Now()
+	if !in.makeHostKeysNice(slowHostKeys, true) || in.procs.isClosed() {
+		return
+	}
+	in.con.logf("SSH host keys (%s) ready in %s, for sshd's next start", strings.Join(slowHostKeys, ", "), since(t0))
 }
 
 // shutdown stops every process (SIGTERM, grace, SIGKILL), syncs and returns

@@ -22,6 +22,35 @@
 //     "nubo-init: ready", once sshd has a listening socket (or has stayed up
 //     for a second without one).
 //
+// # Instance metadata
+//
+// nubo-init asks the instance metadata service (EC2's, at 169.254.169.254:
+// IMDSv2, one session token per boot, short timeouts, a few quick retries
+// for 2 s at most, none when there is no route to it or it is turned off):
+//
+//   - before the first-boot decision, the instance ID when NUBO_INSTANCE_ID
+//     is not set, so that a disk made from another instance counts as a
+//     first boot;
+//   - at a first boot, before sshd starts, the key pair's public key
+//     (meta-data/public-keys/0/openssh-key), installed for the default user
+//     admin (~admin/.ssh/authorized_keys, 0700/0600) and for root behind a
+//     command that says to log in as admin, as on AWS's Debian AMIs;
+//   - once sshd is up, in the background, the user data: run once per
+//     instance (see userdata.go and cloudconfig.go for what it may be: "#!"
+//     scripts, a subset of #cloud-config, MIME multi-part, gzip), its
+//     #cloud-boothook parts and bootcmd again at every boot. Its output goes
+//     to the console and to /var/log/cloud-init-output.log, as cloud-init's;
+//     /var/lib/cloud/instance/boot-finished marks the boot's end, as
+//     cloud-init marks it.
+//
+// Once per instance, once all host keys exist, it prints the host key
+// block EC2 users read with GetConsoleOutput ("-----BEGIN SSH HOST KEY
+// FINGERPRINTS-----", "-----BEGIN SSH HOST KEY KEYS-----").
+//
+// Called as nubo-eic-keys (sshd's AuthorizedKeysCommand, a symlink), it
+// prints the EC2 Instance Connect keys the metadata service holds for the
+// user named by its argument, or nothing (see eic.go).
+//
 // Scripts and sshd inherit the console as stdout and stderr, /dev/null as
 // stdin, and the environment of nubo-init (PATH gets a default if unset).
 //
@@ -56,6 +85,7 @@
 //
 //	-root DIR     prefix for every path nubo-init reads or writes (tests only)
 //	-grace DUR    how long to wait for processes after SIGTERM (default 5s)
+//	-imds URL     the instance metadata service (tests only)
 package main
 
 import (
@@ -64,6 +94,9 @@ import (
 )
 
 func main() {
+	if filepath.Base(os.Args[0]) == eicCommand {
+		os.Exit(eicMain(os.Args[1:], os.Stdout))
+	}
 	if cmd := filepath.Base(os.Args[0]); isPowerCommand(cmd) {
 		os.Exit(powerCommand(cmd, os.Args[1:], os.Stderr, signalInit))
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,7 +58,8 @@ func fakeRoot(t *testing.T, bin string) string {
 	r := t.TempDir()
 	writeScript(t, filepath.Join(r, "usr/sbin/sshd"), fmt.Sprintf(fakeSSHD, r)[len("#!/bin/sh\n"):], 0o755)
 	writeScript(t, filepath.Join(r, "usr/bin/ssh-keygen"),
-		`echo "fake-keygen: $*"; for f; do :; done; mkdir -p "$(dirname "$f")"; touch "$f"`, 0o755)
+		`echo "fake-keygen: $*"; for f; do :; done; mkdir -p "$(dirname "$f")"; touch "$f"
+t=${f##*ssh_host_}; echo "ssh-${t%_key} QUFBQQ== root@fake" > "$f.pub"`, 0o755)
 	writeScript(t, filepath.Join(r, "etc/nubo-init/first-boot.d/10-once"), "echo first >> "+r+"/trace", 0o755)
 	writeScript(t, filepath.Join(r, "etc/nubo-init/boot.d/10-every"), "echo boot >> "+r+"/trace", 0o755)
 	os.MkdirAll(filepath.Join(r, "sbin"), 0o755)
@@ -82,8 +84,19 @@ type pid1 struct {
 
 func bootPID1(t *testing.T, bin, root string, args ...string) *pid1 {
 	t.Helper()
+	return bootPID1Env(t, bin, root, []string{"NUBO_INSTANCE_ID=i-0123456789abcdef0"}, args...)
+}
+
+// bootPID1Env boots with env added to the test's environment. Unless args
+// name one, the metadata service is a local one that knows nothing: tests
+// never ask the host's own 169.254.169.254.
+func bootPID1Env(t *testing.T, bin, root string, env []string, args ...string) *pid1 {
+	t.Helper()
+	if !slices.Contains(args, "-imds") {
+		args = append(args, "-imds", newFakeIMDS(t, map[string]string{}).URL)
+	}
 	cmd := exec.Command("unshare", append([]string{"--pid", "--fork", "--mount-proc", "--kill-child", bin, "-root", root}, args...)...)
-	cmd.Env = append(os.Environ(), "NUBO_INSTANCE_ID=i-0123456789abcdef0")
+	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -30,6 +30,13 @@ func (c *console) logf(format string, args ...any) {
 	_, _ = io.WriteString(c.w, line) // a closed console must not stop PID 1
 }
 
+// write writes text as it is, in one write(2).
+func (c *console) write(text string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, _ = io.WriteString(c.w, text)
+}
+
 // procs is the process table of PID 1. It is the only place that calls
 // wait4: a process started through it is waited for by the reaper, which
 // hands its status to whoever started it, and reaps every other child (the

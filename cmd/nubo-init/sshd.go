@@ -54,7 +54,7 @@ func (in *initd) superviseSSHD() {
 			ws, exited = in.awaitReady(pid, ch)
 			ready = !exited
 			if ready {
-				in.addSlowHostKeys()
+				in.afterReady()
 			}
 		} else {
 			in.con.logf("sshd restarted (pid %d)", pid)
