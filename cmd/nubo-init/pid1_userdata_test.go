@@ -73,7 +73,9 @@ func TestPID1UserData(t *testing.T) {
 	if n := strings.Count(reqs, "PUT /latest/api/token"); n != 1 {
 		t.Errorf("%d token requests in one boot, want 1:\n%s", n, reqs)
 	}
-	t.Logf("console of the first boot:\n%s", p.output())
+	if testing.Verbose() {
+		t.Logf("console of the first boot:\n%s", p.output())
+	}
 	syscall.Kill(p.hostPID, syscall.SIGINT)
 	if code := p.exit(); code != 129 {
 		t.Fatalf("reboot: exit %d\n%s", code, p.output())

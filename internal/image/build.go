@@ -66,7 +66,7 @@ func (b *Builder) Build(ctx context.Context, name string, progress io.Writer) (M
 		return Manifest{}, fmt.Errorf("build %s: %w", name, err)
 	}
 	fmt.Fprintf(progress, "image: customizing %s\n", name)
-	if err := r.customize(b, rootfs); err != nil {
+	if err := r.customize(ctx, b, rootfs); err != nil {
 		return Manifest{}, fmt.Errorf("build %s: customize: %w", name, err)
 	}
 	if err := ctx.Err(); err != nil {

@@ -116,15 +116,7 @@ func TestBuildDebian12Minimal(t *testing.T) {
 	if err := checkStatic(filepath.Join(r, "usr/sbin/nubo-init")); err != nil {
 		t.Error(err)
 	}
-	conf, _ := os.ReadFile(filepath.Join(r, "etc/ssh/sshd_config.d/10-nubo.conf"))
-	for _, want := range []string{"PermitRootLogin prohibit-password", "PasswordAuthentication no"} {
-		if !strings.Contains(string(conf), want) {
-			t.Errorf("sshd config lacks %q", want)
-		}
-	}
-	if main, _ := os.ReadFile(filepath.Join(r, "etc/ssh/sshd_config")); !strings.Contains(string(main), "Include /etc/ssh/sshd_config.d/*.conf") {
-		t.Error("sshd_config does not include sshd_config.d")
-	}
+	checkLogin(t, m)
 	if keys, _ := filepath.Glob(filepath.Join(r, "etc/ssh/ssh_host_*")); len(keys) > 0 {
 		t.Errorf("host keys shipped: %v", keys)
 	}
@@ -134,8 +126,8 @@ func TestBuildDebian12Minimal(t *testing.T) {
 		}
 	}
 	status, _ := os.ReadFile(filepath.Join(r, "var/lib/dpkg/status"))
-	for _, pkg := range []string{"usrmerge", "libperl5.36", "systemd-sysv", "openssh-server"} {
-		if got, want := strings.Contains(string(status), "\nPackage: "+pkg+"\n"), pkg == "openssh-server"; got != want {
+	for _, pkg := range []string{"usrmerge", "libperl5.36", "systemd-sysv", "openssh-server", "sudo"} {
+		if got, want := strings.Contains(string(status), "\nPackage: "+pkg+"\n"), pkg == "openssh-server" || pkg == "sudo"; got != want {
 			t.Errorf("package %s installed: %v", pkg, got)
 		}
 	}
@@ -388,7 +380,7 @@ func TestBuildDebian12(t *testing.T) {
 	}
 	requireBuildTools(t)
 	const name = "debian-12"
-	b := &Builder{Dir: imageCacheDir()}
+	b := &Builder{Dir: imageCacheDir(), InitBinary: buildNuboInit(t)}
 	if m, err := b.Get(name); err == nil && m.Recipe != recipes[name].version {
 		t.Logf("cached %s is of recipe %s: rebuilding", name, m.Recipe)
 		if err := b.Remove(name); err != nil {
@@ -431,12 +423,103 @@ func TestBuildDebian12(t *testing.T) {
 			t.Errorf("%s -> %q, %v; want %s", link, got, err, want)
 		}
 	}
-	for _, f := range []string{"etc/cloud/cloud-init.disabled", "etc/systemd/system/ssh.service.d/10-nubo-hostkeys.conf", "etc/ssh/sshd_config.d/10-nubo.conf"} {
+	for _, f := range []string{"etc/systemd/system/ssh.service.d/10-nubo-hostkeys.conf", "etc/ssh/sshd_config.d/10-nubo.conf"} {
 		if _, err := os.Stat(filepath.Join(m.RootFS, f)); err != nil {
 			t.Error(err)
 		}
 	}
+	// cloud-init is on, and reads nubo's metadata service as EC2's.
+	if _, err := os.Lstat(filepath.Join(m.RootFS, "etc/cloud/cloud-init.disabled")); err == nil {
+		t.Error("cloud-init is disabled")
+	}
+	cfg, _ := os.ReadFile(filepath.Join(m.RootFS, "etc/cloud/cloud.cfg.d/90-nubo.cfg"))
+	for _, want := range []string{"datasource_list: [ Ec2, None ]", "strict_id: false", "metadata_urls: [ 'http://169.254.169.254' ]",
+		"config: disabled", "name: admin", `sudo: ["ALL=(ALL) NOPASSWD:ALL"]`, "ssh_genkeytypes: [rsa, ecdsa, ed25519]", " - scripts-user"} {
+		if !strings.Contains(string(cfg), want) {
+			t.Errorf("90-nubo.cfg lacks %q:\n%s", want, cfg)
+		}
+	}
+	for _, slow := range []string{"growpart", "resizefs", "ntp", "locale", "grub-dpkg"} {
+		if strings.Contains(string(cfg), " - "+slow+"\n") {
+			t.Errorf("90-nubo.cfg runs %s", slow)
+		}
+	}
+	// Its output log is where EC2's documentation sends users.
+	if logging, _ := os.ReadFile(filepath.Join(m.RootFS, "etc/cloud/cloud.cfg.d/05_logging.cfg")); !strings.Contains(string(logging), "output: {all: '| tee -a /var/log/cloud-init-output.log'}") {
+		t.Error("cloud-init's output does not go to /var/log/cloud-init-output.log")
+	}
+	checkLogin(t, m)
 	if fi, err := os.Stat(filepath.Join(m.RootFS, "etc/hostname")); err != nil || fi.Size() != 0 {
 		t.Errorf("/etc/hostname should be empty (the runtime names the instance): %v", err)
+	}
+}
+
+// checkLogin checks how users log in to a built image (login.go): the
+// default user admin (uid 1000, shifted) with passwordless sudo and a
+// locked password, sshd by key only with nubo-eic-keys for EC2 Instance
+// Connect, and nubo-eic-keys linked to a static nubo-init.
+func checkLogin(t *testing.T, m Manifest) {
+	t.Helper()
+	r := m.RootFS
+	passwd, _ := os.ReadFile(filepath.Join(r, "etc/passwd"))
+	if !strings.Contains(string(passwd), "\nadmin:x:1000:1000:Debian:/home/admin:/bin/bash\n") {
+		t.Errorf("no admin in /etc/passwd:\n%s", passwd)
+	}
+	shadow, _ := os.ReadFile(filepath.Join(r, "etc/shadow"))
+	if !strings.Contains(string(shadow), "\nadmin:!:") {
+		t.Error("admin's password is not locked")
+	}
+	group, _ := os.ReadFile(filepath.Join(r, "etc/group"))
+	for _, g := range strings.Split(defaultGroups, ",") {
+		found := false
+		for _, line := range strings.Split(string(group), "\n") {
+			f := strings.Split(line, ":")
+			if len(f) == 4 && f[0] == g && strings.Contains(","+f[3]+",", ",admin,") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("admin is not in group %s", g)
+		}
+	}
+	home := lstat(t, filepath.Join(r, "home/admin"))
+	if home.Uid != m.UIDBase+1000 || home.Gid != m.UIDBase+1000 {
+		t.Errorf("/home/admin owned by %d:%d, want %d", home.Uid, home.Gid, m.UIDBase+1000)
+	}
+	if _, err := os.Stat(filepath.Join(r, "home/admin/.bashrc")); err != nil {
+		t.Errorf("admin's home has no /etc/skel: %v", err)
+	}
+	sudoers := filepath.Join(r, "etc/sudoers.d/90-nubo-admin")
+	if b, _ := os.ReadFile(sudoers); !strings.Contains(string(b), "\nadmin ALL=(ALL) NOPASSWD:ALL\n") {
+		t.Errorf("sudoers: %q", b)
+	}
+	if st := lstat(t, sudoers); st.Mode&0o7777 != 0o440 || st.Uid != m.UIDBase {
+		t.Errorf("sudoers file: mode %o, uid %d", st.Mode&0o7777, st.Uid)
+	}
+	conf, _ := os.ReadFile(filepath.Join(r, "etc/ssh/sshd_config.d/10-nubo.conf"))
+	for _, want := range []string{"PermitRootLogin prohibit-password", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+		"AuthorizedKeysCommand /usr/sbin/nubo-eic-keys %u", "AuthorizedKeysCommandUser nobody"} {
+		if !strings.Contains(string(conf), want+"\n") {
+			t.Errorf("sshd config lacks %q", want)
+		}
+	}
+	if main, _ := os.ReadFile(filepath.Join(r, "etc/ssh/sshd_config")); !strings.Contains(string(main), "Include /etc/ssh/sshd_config.d/*.conf") {
+		t.Error("sshd_config does not include sshd_config.d")
+	}
+	if l, err := os.Readlink(filepath.Join(r, "usr/sbin/nubo-eic-keys")); err != nil || l != "nubo-init" {
+		t.Errorf("nubo-eic-keys -> %q, %v", l, err)
+	}
+	if err := checkStatic(filepath.Join(r, "usr/sbin/nubo-init")); err != nil {
+		t.Error(err)
+	}
+	// sshd runs an AuthorizedKeysCommand only if root owns it and no one
+	// else may write it.
+	if st := lstat(t, filepath.Join(r, "usr/sbin/nubo-init")); st.Uid != m.UIDBase || st.Mode&0o022 != 0 {
+		t.Errorf("nubo-init: uid %d mode %o", st.Uid, st.Mode&0o7777)
+	}
+	for _, left := range []string{"etc/passwd-", "etc/shadow-"} {
+		if _, err := os.Lstat(filepath.Join(r, left)); err == nil {
+			t.Errorf("%s left in the image", left)
+		}
 	}
 }
