@@ -42,7 +42,9 @@ func TestSystemdImage(t *testing.T) {
 	if comm := inside(t, srv, id, "cat /proc/1/comm"); comm != "systemd" {
 		t.Fatalf("PID 1 is %q", comm)
 	}
-	if st := inside(t, srv, id, "systemctl is-system-running || true"); st != "running" && st != "degraded" {
+	// --wait: "running" (the readiness line) comes at multi-user.target;
+	// cloud-init's config and final stages (user data) may still be at work.
+	if st := inside(t, srv, id, "timeout 60 systemctl is-system-running --wait || true"); st != "running" && st != "degraded" {
 		t.Errorf("systemctl is-system-running: %s", st)
 	}
 	if !strings.Contains(inside(t, srv, id, "systemctl is-active ssh || true"), "active") {
