@@ -246,7 +246,11 @@ runcmd:
 `
 
 func metadataFor(id, pub string) map[string]string {
+	doc := `{"accountId":"123456789012","architecture":"x86_64","availabilityZone":"us-east-1a","imageId":"ami-0123456789abcdef0",` +
+		`"instanceId":"` + id + `","instanceType":"t3.micro","privateIp":"10.0.0.5","region":"us-east-1","version":"2017-09-30"}`
 	return map[string]string{
+		"dynamic/instance-identity/document":    doc,
+		"dynamic/instance-identity/signature":   "c2lnbmF0dXJl",
 		"meta-data/instance-id":                 id,
 		"meta-data/ami-id":                      "ami-0123456789abcdef0",
 		"meta-data/instance-type":               "t3.micro",
@@ -254,7 +258,10 @@ func metadataFor(id, pub string) map[string]string {
 		"meta-data/hostname":                    "ip-10-0-0-5.ec2.internal",
 		"meta-data/local-ipv4":                  "10.0.0.5",
 		"meta-data/placement/availability-zone": "us-east-1a",
-		"meta-data/public-keys/0/openssh-key":   pub + " kp-test\n",
+		"meta-data/mac":                         "0e:00:00:00:00:05",
+		"meta-data/network/interfaces/macs/0e:00:00:00:00:05/device-number": "0",
+		"meta-data/network/interfaces/macs/0e:00:00:00:00:05/local-ipv4s":   "10.0.0.5",
+		"meta-data/public-keys/0/openssh-key":                               pub + " kp-test\n",
 	}
 }
 
@@ -284,6 +291,10 @@ func TestBootLogin(t *testing.T) {
 			if name == "debian-12" {
 				if st := v.mustSSH(key, "admin", "cloud-init status --wait >/dev/null; cloud-init status --long"); !strings.Contains(st, "status: done") {
 					t.Errorf("cloud-init status: %s", st)
+				}
+				// cloud-init knows it is on EC2 (ec2Datasource).
+				if id := v.mustSSH(key, "admin", "cloud-id; cloud-init query region"); id != "aws\nus-east-1" {
+					t.Errorf("cloud-id, region: %q", id)
 				}
 			} else {
 				v.mustSSH(key, "admin", "for i in $(seq 300); do [ -e /var/lib/cloud/instance/boot-finished ] && exit; sleep 0.1; done; exit 1")

@@ -444,6 +444,9 @@ func TestBuildDebian12(t *testing.T) {
 			t.Errorf("90-nubo.cfg runs %s", slow)
 		}
 	}
+	if ds, _ := filepath.Glob(filepath.Join(m.RootFS, "usr/local/lib/python3.*/dist-packages/DataSourceEc2.py")); len(ds) != 1 {
+		t.Errorf("cloud-init's Ec2 datasource for nubo: %v", ds)
+	}
 	// Its output log is where EC2's documentation sends users.
 	if logging, _ := os.ReadFile(filepath.Join(m.RootFS, "etc/cloud/cloud.cfg.d/05_logging.cfg")); !strings.Contains(string(logging), "output: {all: '| tee -a /var/log/cloud-init-output.log'}") {
 		t.Error("cloud-init's output does not go to /var/log/cloud-init-output.log")

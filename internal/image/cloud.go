@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 )
@@ -30,6 +31,19 @@ func customizeCloud(ctx context.Context, b *Builder, rootfs string) error {
 	if err := writeFiles(rootfs, cloudFiles); err != nil {
 		return err
 	}
+	// The datasource module goes where python3 looks first, outside the
+	// package's files (an upgrade of cloud-init keeps it).
+	pys, err := filepath.Glob(filepath.Join(rootfs, "usr/lib/python3.[0-9]*"))
+	if err != nil || len(pys) != 1 {
+		return fmt.Errorf("finding the image's python3 (for cloud-init's datasource): %v %w", pys, err)
+	}
+	site := filepath.Join(rootfs, "usr/local/lib", filepath.Base(pys[0]), "dist-packages")
+	if err := os.MkdirAll(site, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(site, "DataSourceEc2.py"), []byte(ec2Datasource), 0o644); err != nil {
+		return err
+	}
 	for link, target := range cloudLinks {
 		if err := replaceSymlink(target, filepath.Join(rootfs, link)); err != nil {
 			return err
@@ -45,12 +59,11 @@ const readyUnit = "nubo-ready.service"
 
 // cloudConfig is cloud-init's configuration for nubo (cloud.cfg.d/90-nubo.cfg).
 //
-// The Ec2 datasource, not strict: a container has no DMI data to tell EC2
-// by. Without it cloud-init 22.4 also takes the platform for "not AWS" and
-// asks IMDSv1-style (no token), at dated versions (/2009-04-04/, then the
-// newest it knows): nubo's service answers both. The service is on the
-// host: it answers within milliseconds or is not there, so cloud-init waits
-// 10 s for it (EC2's default is 120 s), then boots with the None datasource.
+// The Ec2 datasource (ec2Datasource), not strict: a container has no DMI
+// data to tell EC2 by. It asks with IMDSv2 tokens, at the newest dated
+// version it knows (/2021-03-23/). The service is on the host: it answers
+// within milliseconds or is not there, so cloud-init waits 10 s for it
+// (EC2's default is 120 s), then boots with the None datasource.
 //
 // Modules: EC2's Debian image's, less those that have nothing to act on in a
 // system container (disks and partitions, mounts, the clock, keyboard,
@@ -116,6 +129,37 @@ cloud_final_modules:
  - phone-home
  - final-message
  - power-state-change
+`
+
+// ec2Datasource is cloud-init's Ec2 datasource, sure to be on EC2.
+// cloud-init 22.4 tells EC2 by DMI data or /sys/hypervisor/uuid, which a
+// nubo instance (a container) has neither of; it would then read the
+// metadata service as it reads EC2 clones': IMDSv1 only, which an instance
+// launched with HttpTokens=required refuses, and without the identity
+// document. cloud-init looks for datasource modules at the top level before
+// its own package (datasource_pkg_list), so this one, of the same name, is
+// the Ec2 of datasource_list.
+const ec2Datasource = `# nubo: cloud-init's Ec2 datasource, sure to be on EC2 (see
+# internal/image/cloud.go in nubo): a container has no DMI data to say so.
+from cloudinit import sources
+from cloudinit.sources import DataSourceEc2 as ec2
+
+
+class DataSourceEc2(ec2.DataSourceEc2):
+    def _get_cloud_name(self):
+        return ec2.CloudNames.AWS
+
+
+# The local stage stays cloud-init's own: on EC2 it would run DHCP on eth0,
+# which nubo configures from the host.
+datasources = [
+    (ec2.DataSourceEc2Local, (sources.DEP_FILESYSTEM,)),
+    (DataSourceEc2, (sources.DEP_FILESYSTEM, sources.DEP_NETWORK)),
+]
+
+
+def get_datasource_list(depends):
+    return sources.list_from_depends(depends, datasources)
 `
 
 // cloudFiles are what customizeCloud adds to debian-12.

@@ -15,9 +15,10 @@ import (
 )
 
 // fakeIMDS is an instance metadata service as cloud-init and nubo-init
-// read EC2's: IMDSv2 tokens (optional, as by EC2's default), /latest/ and
-// dated versions, directory listings ("dir/" for subdirectories,
-// public-keys/ as "0=name"), user-data.
+// read EC2's: IMDSv2 tokens (required, as with HttpTokens=required: both
+// images must ask with one), /latest/ and dated versions, directory
+// listings ("dir/" for subdirectories, public-keys/ as "0=name"),
+// user-data.
 type fakeIMDS struct {
 	mu       sync.Mutex
 	items    map[string]string // below the version, e.g. meta-data/instance-id
@@ -43,7 +44,7 @@ func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("fake-token"))
 		return
 	}
-	if tok := r.Header.Get("X-aws-ec2-metadata-token"); tok != "" && tok != "fake-token" {
+	if r.Header.Get("X-aws-ec2-metadata-token") != "fake-token" {
 		http.Error(w, "", http.StatusUnauthorized)
 		return
 	}

@@ -35,7 +35,7 @@ var recipes = map[string]recipe{
 		customize:   customizeMinimal,
 	},
 	"debian-12": {
-		version:     "debian-12/3",
+		version:     "debian-12/4",
 		description: "Debian 12 (bookworm): systemd, cloud-init, OpenSSH, as a stock Debian cloud image",
 		suite:       "bookworm",
 		variant:     "minbase",
