@@ -126,7 +126,8 @@ func (p *provisioner) command(label string, env []string, argv ...string) bool {
 
 // packages installs cloud-config packages with apt-get, after updating
 // the package lists (the images ship none). Instances reach Debian's
-// mirror only through a public IP and a host that lets them out.
+// mirror only with a public IP, a host that lets them out and a resolver
+// that answers for the mirror's name.
 func (p *provisioner) packages(cfg cloudConfig) {
 	upgrade := cfg.PackageUpgrade || cfg.AptUpgrade
 	if !(cfg.PackageUpdate || cfg.AptUpdate || upgrade || len(cfg.Packages) > 0) {
@@ -135,7 +136,7 @@ func (p *provisioner) packages(cfg cloudConfig) {
 	aptGet := p.path("usr/bin/apt-get")
 	env := []string{"DEBIAN_FRONTEND=noninteractive"}
 	opts := []string{aptGet, "--option=Dpkg::Options::=--force-confold", "--option=Acquire::http::Timeout=20", "--assume-yes", "--quiet"}
-	hint := "packages need a way to Debian's mirror: a public IP, and a host that lets instances out (nubo serve --egress)"
+	hint := "packages need a way to Debian's mirror: a public IP, a host that lets instances out (nubo serve --egress) and a resolver that knows deb.debian.org"
 	if !p.command("apt-get update", env, append(opts, "update")...) {
 		p.out.logf("%s", hint)
 	}
