@@ -128,7 +128,7 @@ func (in *initd) boot() {
 		in.con.logf("cannot remove /%s: %v", bootFinished, err)
 	}
 	in.identify(ctx)
-	marker := in.path("var/lib/nubo-init/first-boot-done")
+	marker := in.path(firstBootMarker)
 	first, err := firstBootNeeded(marker, in.instanceID)
 	if err != nil {
 		in.con.logf("cannot read first-boot marker: %v; treating this as a later boot", err)

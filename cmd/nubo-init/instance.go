@@ -16,6 +16,8 @@ const (
 	imdsTimeout = 500 * time.Millisecond // per request: the service is on the host
 	imdsBudget  = 2 * time.Second        // to reach it at all, per phase
 
+	// firstBootMarker holds the ID of the instance whose first boot is done.
+	firstBootMarker = "var/lib/nubo-init/first-boot-done"
 	// userDataMarker holds the ID of the instance whose user data has run
 	// (written before it runs: a script that reboots does not run again).
 	userDataMarker = "var/lib/nubo-init/user-data-done"
@@ -146,6 +148,24 @@ func (in *initd) provisionInstance(ctx context.Context, p *provisioner, marker, 
 		p.out.logf("user data not read (no instance metadata); trying again at the next boot")
 		return false
 	}
+	if p.instanceID == "" {
+		// The service was not there when the boot began: the ID is the
+		// markers' (the first boot's too, so that its work is not done
+		// again at the next boot, which will know the ID).
+		b, err := md.get(ctx, "meta-data/instance-id", 256)
+		if err != nil {
+			p.out.logf("cannot read the instance ID: %v; trying again at the next boot", err)
+			return false
+		}
+		p.instanceID = strings.TrimSpace(string(b))
+		if need, err := firstBootNeeded(marker, p.instanceID); err == nil && !need {
+			return false
+		}
+		first := in.path(firstBootMarker)
+		if b, err := os.ReadFile(first); err == nil && strings.TrimSpace(string(b)) == "" {
+			_ = markFirstBootDone(first, p.instanceID)
+		}
+	}
 	if !in.keysInstalled {
 		in.keysInstalled = in.installKeyPair(ctx)
 	}
@@ -164,7 +184,7 @@ func (in *initd) provisionInstance(ctx context.Context, p *provisioner, marker, 
 			p.out.logf("cannot keep the user data: %v", err)
 		}
 	}
-	if err := markFirstBootDone(marker, in.instanceID); err != nil {
+	if err := markFirstBootDone(marker, p.instanceID); err != nil {
 		p.out.logf("cannot write /%s: %v", userDataMarker, err)
 	}
 	if len(raw) == 0 {

@@ -325,3 +325,36 @@ func TestProvisionWithoutUserData(t *testing.T) {
 		t.Errorf("~admin/.ssh/authorized_keys: uid %d, %v", uid, mode)
 	}
 }
+
+// TestProvisionLearnsInstanceID: when the metadata service was not there as
+// the boot began, the instance ID it gives later is what the markers hold,
+// the first boot's included (the next boot, knowing the ID, must not take
+// itself for a first boot); user data already run for that ID is not run
+// again.
+func TestProvisionLearnsInstanceID(t *testing.T) {
+	root := accountsRoot(t)
+	f := newFakeIMDS(t, map[string]string{"meta-data/instance-id": "i-0late", "user-data": "#!/bin/sh\necho ran >> " + root + "/ran\n"})
+	con := &lockedBuffer{}
+	in, _ := testInit(t, root, f, con)
+	in.instanceID = ""
+	first, marker := filepath.Join(root, firstBootMarker), filepath.Join(root, userDataMarker)
+	if err := markFirstBootDone(first, ""); err != nil {
+		t.Fatal(err)
+	}
+	saved := filepath.Join(root, instanceDir, "user-data.txt")
+	if !in.provisionInstance(context.Background(), newTestProvisioner(t, in, con), marker, saved) {
+		t.Fatal("nothing ran")
+	}
+	for _, m := range []string{first, marker} {
+		if got := readFile(t, m); got != "i-0late\n" {
+			t.Errorf("%s: %q", m, got)
+		}
+	}
+	// Asked again without the ID (the service late again): nothing runs.
+	if in.provisionInstance(context.Background(), newTestProvisioner(t, in, con), marker, saved) {
+		t.Error("user data ran twice")
+	}
+	if got := readFile(t, filepath.Join(root, "ran")); got != "ran\n" {
+		t.Errorf("runs: %q", got)
+	}
+}
