@@ -73,6 +73,9 @@ func sshKey(t *testing.T, comment string) (string, string) {
 	return p, strings.TrimSpace(string(pub))
 }
 
+// cgroupParent keeps the test's instances apart from a real nubo's.
+const cgroupParent = "/nubo-imagetest"
+
 // vm is one instance of an image under the runc driver.
 type vm struct {
 	t     *testing.T
@@ -107,8 +110,16 @@ func bootVM(t *testing.T, m Manifest, netns, initBin string) (*vm, time.Time) {
 	}
 	os.Lchown(dst, int(m.UIDBase), int(m.UIDBase))
 
+	// Registered before the instance's own cleanup, so it runs after it:
+	// the parent cgroups go once empty.
+	t.Cleanup(func() {
+		dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", cgroupParent))
+		for _, d := range dirs {
+			os.Remove(d)
+		}
+	})
 	d, err := runc.New(runc.Config{Root: filepath.Join(dir, "runtime"), Shim: []string{nuboBinary(t), "runc-shim"},
-		CgroupParent: "/nubo-imagetest", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		CgroupParent: cgroupParent, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
