@@ -157,7 +157,8 @@ func (a *Agent) boot(ctx context.Context, key string, in instance.Instance, exis
 		}
 		spec := runtime.Spec{
 			ID: in.ID, RootFS: a.rootfs(in.ID), Hostname: in.Hostname, Init: im.Init,
-			Env:   []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "container=nubo"},
+			// NUBO_INSTANCE_ID spares nubo-init a metadata request at boot.
+			Env:   []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "container=nubo", "NUBO_INSTANCE_ID=" + in.ID},
 			VCPUs: int(it.VCpuInfo.DefaultVCpus), MemoryMiB: it.MemoryInfo.SizeInMiB, PidsLimit: pidsLimit(it.MemoryInfo.SizeInMiB),
 			UIDBase: im.UIDBase, GIDBase: im.UIDBase, IDCount: 65536,
 			NetNS:      netns,

@@ -24,23 +24,26 @@ type recipe struct {
 
 var recipes = map[string]recipe{
 	"debian-12-minimal": {
-		version:     "debian-12-minimal/2",
+		version:     "debian-12-minimal/3",
 		description: "Debian 12 (bookworm) minimal: OpenSSH, nubo-init as PID 1",
 		suite:       "bookworm",
 		variant:     "minbase",
-		packages:    []string{"openssh-server", "sudo", "iproute2", "ca-certificates", "netbase", "less", "iputils-ping"},
-		dpkgOpts:    slimDpkgOpts,
-		init:        []string{"/sbin/nubo-init"},
-		needsInit:   true,
-		customize:   customizeMinimal,
+		// curl and python3 as on AWS's Debian images: what user data
+		// scripts and people reach for first.
+		packages: []string{"openssh-server", "sudo", "iproute2", "ca-certificates", "netbase", "less", "iputils-ping",
+			"curl", "python3"},
+		dpkgOpts:  slimDpkgOpts,
+		init:      []string{"/sbin/nubo-init"},
+		needsInit: true,
+		customize: customizeMinimal,
 	},
 	"debian-12": {
-		version:     "debian-12/4",
+		version:     "debian-12/5",
 		description: "Debian 12 (bookworm): systemd, cloud-init, OpenSSH, as a stock Debian cloud image",
 		suite:       "bookworm",
 		variant:     "minbase",
 		packages: []string{"systemd-sysv", "dbus", "cloud-init", "openssh-server", "sudo",
-			"iproute2", "ca-certificates", "netbase", "less", "procps", "iputils-ping", "ifupdown"},
+			"iproute2", "ca-certificates", "netbase", "less", "procps", "iputils-ping", "ifupdown", "curl"},
 		init:      []string{"/sbin/init"},
 		needsInit: true, // for nubo-eic-keys
 		customize: customizeCloud,

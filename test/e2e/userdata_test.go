@@ -24,15 +24,7 @@ import (
 // key, at the instance's public IP: the user data ran once as root (not
 // again after a reboot), admin has passwordless sudo, the console shows the
 // host keys, and a key sent with EC2 Instance Connect logs in.
-//
-// OPT-IN (NUBO_TEST_IMDS=1): it depends on the instance metadata service,
-// which gives the instance its key and user data (without it no login
-// works). It passes with the service nubo serve runs since f05ac06; drop
-// the gate to run it with the other instance tests.
 func TestUserDataAndLogin(t *testing.T) {
-	if os.Getenv("NUBO_TEST_IMDS") != "1" {
-		t.Skip("set NUBO_TEST_IMDS=1: needs nubo's instance metadata service")
-	}
 	if os.Geteuid() != 0 {
 		t.Skip("instances need root")
 	}
