@@ -3,7 +3,10 @@ package linux
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
+
+	"github.com/miekg/dns"
 
 	"nubo/internal/network"
 	"nubo/internal/network/netns"
@@ -32,6 +35,9 @@ func (d *Driver) startResolver(vpc network.VPC) error {
 		return fmt.Errorf("resolver of %s: %w", vpc.ID, err)
 	}
 	s := resolver.New()
+	if d.cfg.Egress {
+		s.Upstream = hostResolvers()
+	}
 	if err := s.Serve(pc, ln); err != nil {
 		pc.Close()
 		ln.Close()
@@ -39,6 +45,20 @@ func (d *Driver) startResolver(vpc network.VPC) error {
 	}
 	d.resolvers[vpc.ID] = s
 	return nil
+}
+
+// hostResolvers are the host's DNS servers: with egress, names beyond the
+// VPC's are asked of them (from nubo's process, in the host's namespace).
+func hostResolvers() []string {
+	cfg, err := dns.ClientConfigFromFile("/etc/resolv.conf")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range cfg.Servers {
+		out = append(out, net.JoinHostPort(s, cfg.Port))
+	}
+	return out
 }
 
 // stopResolver stops the VPC's resolver and closes its sockets (which hold

@@ -25,7 +25,8 @@ import (
 //	          <PublicRange> oifname != <HostLink> masquerade }
 //
 // Only instances with a public IP in a public subnet get out, as their
-// security groups' egress rules allow (the VPC router's checks). The
+// security groups' egress rules allow (the VPC router's checks). The VPC
+// resolvers then ask the host's DNS servers for names beyond the VPC. The
 // table's comment records ip_forward as it was; Teardown (or EnsureHost
 // with egress off) puts it back unless another nubo's egress table still
 // needs it. A host firewall that drops forwarded packets is left alone:

@@ -1,7 +1,8 @@
 // Package resolver is a VPC's DNS server: authoritative for the names it is
-// given, with no upstream. A name it has answers its addresses (A) and an
-// address its first name (PTR); another name inside one of its zones
-// answers NXDOMAIN; everything else REFUSED.
+// given. A name it has answers its addresses (A) and an address its first
+// name (PTR); another name inside one of its zones answers NXDOMAIN;
+// everything else is asked of the upstream servers when there are some
+// (instances may reach beyond the machine), and REFUSED otherwise.
 //
 // The caller opens the sockets (inside the VPC router's namespace, see
 // netns.ListenPacket) and hands them to Serve.
@@ -33,6 +34,11 @@ type Server struct {
 	a     map[string][]netip.Addr // name → addresses
 	ptr   map[string]string       // reverse name → first name
 	srv   []*dns.Server
+
+	// Upstream servers (host:port) for names outside the zones, asked
+	// from this process's network namespace; none: REFUSED. Set before
+	// Serve.
+	Upstream []string
 }
 
 // New returns a server with nothing to answer.
@@ -121,7 +127,29 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // ServeDNS implements dns.Handler.
 func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
-	w.WriteMsg(s.Answer(req))
+	m := s.Answer(req)
+	if m.Rcode == dns.RcodeRefused && len(s.Upstream) > 0 && req.RecursionDesired && len(req.Question) == 1 {
+		m = s.forward(req)
+	}
+	w.WriteMsg(m)
+}
+
+// forward asks the upstream servers in turn; SERVFAIL if none answers.
+func (s *Server) forward(req *dns.Msg) *dns.Msg {
+	for _, up := range s.Upstream {
+		c := dns.Client{Timeout: 2 * time.Second}
+		resp, _, err := c.Exchange(req, up)
+		if err == nil && resp.Truncated {
+			c.Net = "tcp"
+			resp, _, err = c.Exchange(req, up)
+		}
+		if err == nil {
+			return resp
+		}
+	}
+	m := new(dns.Msg)
+	m.SetRcode(req, dns.RcodeServerFailure)
+	return m
 }
 
 // Answer computes the reply to a query.

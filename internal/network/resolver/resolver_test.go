@@ -86,3 +86,43 @@ func TestAnswers(t *testing.T) {
 		t.Errorf("after Set(empty): rcode %s, want REFUSED", dns.RcodeToString[r.Rcode])
 	}
 }
+
+// With upstream servers, names outside the zones are asked of them; the
+// zones stay the resolver's own.
+func TestUpstream(t *testing.T) {
+	upPC, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := &dns.Server{PacketConn: upPC, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5}, A: net.ParseIP("192.0.2.7")})
+		w.WriteMsg(m)
+	})}
+	go up.ActivateAndServe()
+	t.Cleanup(func() { up.Shutdown() })
+
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		t.Skip(err)
+	}
+	s := resolver.New()
+	s.Upstream = []string{upPC.LocalAddr().String()}
+	s.Set(network.DNS{Zones: []string{"ec2.internal"}})
+	if err := s.Serve(pc, ln); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	addr := pc.LocalAddr().String()
+	if r := query(t, "udp", addr, "deb.debian.org", dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "192.0.2.7" {
+		t.Errorf("deb.debian.org through the upstream: %v", r)
+	}
+	if r := query(t, "udp", addr, "ip-10-0-0-9.ec2.internal", dns.TypeA); r.Rcode != dns.RcodeNameError {
+		t.Errorf("a name in the zone went upstream: %v", r)
+	}
+}
