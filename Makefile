@@ -14,7 +14,7 @@ LISTEN   ?= 127.0.0.1:8773
 # mmdebstrap (builds images from Debian's packages), util-linux (nsenter),
 # busybox-static (the runtime's test root filesystem), the stock aws CLI (tests,
 # and what users point at nubo) and OpenSSH's client (keys, logging in).
-DEBS := runc mmdebstrap debian-archive-keyring util-linux iproute2 nftables busybox-static awscli openssh-client python3 ca-certificates
+DEBS := runc mmdebstrap debian-archive-keyring util-linux iproute2 nftables busybox-static awscli openssh-client python3 ca-certificates curl
 IMAGE ?= debian-12-minimal
 # Images built by the tests, reused by every test package within a run.
 export NUBO_IMAGE_CACHE ?= $(CURDIR)/.cache/images

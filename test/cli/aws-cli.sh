@@ -129,6 +129,36 @@ expect_error "unknown instance type" InvalidParameterValue aws ec2 run-instances
 aws ec2 terminate-instances --instance-ids $ids >/dev/null && aws ec2 wait instance-terminated --instance-ids $ids \
   && ok "terminate + wait instance-terminated" || bad "terminate + wait instance-terminated"
 
+# The whole launch a user does (Step 5): key pair → a group opening 22 and
+# 80 → run-instances with a user data script that serves a page → curl the
+# public IP → ssh in as admin and ask the metadata service who it is.
+aws ec2 create-key-pair --key-name web --key-type ed25519 --query KeyMaterial --output text >"$dir/web.pem" && chmod 600 "$dir/web.pem"
+sg=$(aws ec2 create-security-group --group-name web --description "web servers" --query GroupId --output text)
+aws ec2 authorize-security-group-ingress --group-id "$sg" --protocol tcp --port 22 --cidr 0.0.0.0/0 >/dev/null &&
+  aws ec2 authorize-security-group-ingress --group-id "$sg" --protocol tcp --port 80 --cidr 0.0.0.0/0 >/dev/null &&
+  ok "security group opening 22 and 80" || bad "security group opening 22 and 80"
+cat >"$dir/user-data.sh" <<'SCRIPT'
+#!/bin/bash
+mkdir -p /var/www && echo "hello from $(curl -s http://169.254.169.254/latest/meta-data/instance-id)" >/var/www/index.html
+setsid nohup python3 -m http.server 80 --directory /var/www >/dev/null 2>&1 &
+SCRIPT
+web=$(aws ec2 run-instances --image-id "$image" --instance-type t3.micro --key-name web --security-group-ids "$sg" \
+  --user-data "file://$dir/user-data.sh" --query 'Instances[0].InstanceId' --output text)
+aws ec2 wait instance-running --instance-ids "$web"
+ip=$(aws ec2 describe-instances --instance-ids "$web" --query 'Reservations[0].Instances[0].PublicIpAddress' --output text)
+page=""
+for _ in $(seq 1 100); do
+  page=$(curl -s --max-time 1 "http://$ip/") && [ -n "$page" ] && break
+  sleep 0.2
+done
+[ "$page" = "hello from $web" ] && ok "user data's web server through the public IP" || bad "user data's web server through the public IP" "got [$page]"
+sshopts=(-i "$dir/web.pem" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=5)
+expect "ssh admin@public-ip, then the metadata service" "$web" \
+  ssh "${sshopts[@]}" "admin@$ip" curl -s http://169.254.169.254/latest/meta-data/instance-id
+expect "port 443 (no rule) times out" "timeout" \
+  bash -c "curl -s --max-time 1 http://$ip:443/ >/dev/null; [ \$? = 28 ] && echo timeout"
+aws ec2 terminate-instances --instance-ids "$web" >/dev/null
+
 echo
 echo "aws-cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
