@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -154,7 +155,7 @@ func (b *Builder) mmdebstrap(ctx context.Context, r recipe, rootfs string, progr
 	}
 	cmd.WaitDelay = 15 * time.Second
 	fmt.Fprintf(progress, "image: mmdebstrap %s (%s) into %s\n", r.suite, r.variant, rootfs)
-	err := cmd.Run()
+	err := runOnLockedThread(cmd)
 	if cmd.Process != nil {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // stragglers: apt, dpkg, hooks
 	}
@@ -196,4 +197,17 @@ func checkNoHostDaemons(rootfs string) error {
 		return fmt.Errorf("processes were left running in the image (killed): %s", strings.Join(found, ", "))
 	}
 	return nil
+}
+
+// runOnLockedThread runs cmd from an OS thread that stays alive until it
+// exits: Pdeathsig fires when the thread that started a child ends, and Go
+// ends threads that other goroutines leave locked (network namespace work).
+func runOnLockedThread(cmd *exec.Cmd) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		errc <- cmd.Run()
+	}()
+	return <-errc
 }

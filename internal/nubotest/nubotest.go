@@ -95,11 +95,27 @@ func (s *Server) Restart(ctx context.Context) error {
 	s.stderr.Reset()
 	cmd.Stderr = &s.stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// Pdeathsig fires when the OS thread that started the child ends, not
+	// the process: Go ends a thread whose goroutine exits locked (as
+	// netns.Do's do), and the server would die under a test. The thread
+	// that starts it stays locked, and alive, until the server exits.
+	s.cmd, s.done = cmd, make(chan struct{})
+	started := make(chan error, 1)
+	go func(done chan struct{}) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = cmd.Wait()
+		close(done)
+	}(s.done)
+	if err := <-started; err != nil {
+		s.cmd = nil
 		return fmt.Errorf("starting nubo: %w", err)
 	}
-	s.cmd, s.done = cmd, make(chan struct{})
-	go func(done chan struct{}) { _ = cmd.Wait(); close(done) }(s.done)
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {

@@ -42,14 +42,7 @@ func (m *imdsClient) do(method, path string, headers ...string) (int, string) {
 	}
 	resp, err := m.c.Do(req)
 	if err != nil {
-		// Once seen under a loaded make test: the instance's very first
-		// connection reset just after it came up. A metadata client retries
-		// (the SDKs and cloud-init do); a second failure fails the test.
-		m.t.Logf("%s %s: %v; retrying once", method, path, err)
-		time.Sleep(100 * time.Millisecond)
-		if resp, err = m.c.Do(req); err != nil {
-			m.t.Fatalf("%s %s: %v", method, path, err)
-		}
+		m.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
