@@ -17,10 +17,12 @@ package linux
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"sigs.k8s.io/knftables"
 
@@ -121,6 +123,7 @@ type Driver struct {
 
 	fwMu sync.Mutex
 	fw   map[string]*fwState // by VPC ID: what SetFirewall last wrote
+	gen  atomic.Uint32       // router state generations (nftRun), unique in this process
 }
 
 var _ network.Driver = (*Driver)(nil)
@@ -131,7 +134,11 @@ func New(cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Driver{cfg: cfg, public: network.PublicRange(cfg.PublicRange), resolvers: make(map[string]*resolver.Server)}, nil
+	d := &Driver{cfg: cfg, public: network.PublicRange(cfg.PublicRange), resolvers: make(map[string]*resolver.Server)}
+	// A random start: flows a previous process checked carry marks this
+	// one will not reuse soon.
+	d.gen.Store(rand.Uint32())
+	return d, nil
 }
 
 // Config returns the driver's configuration with defaults filled in.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strings"
 
@@ -32,12 +30,13 @@ import (
 //
 // Rules are looked up for a flow's first packet and again once after every
 // change: the verdict is remembered in the flow's conntrack mark as the
-// generation of the rules it passed (chain fw_check_done sets it, chain
-// fw_checked accepts a flow carrying the current one). Every SetFirewall
-// that changes something starts a new generation, so a flow that a revoked
-// rule allowed is stopped at its next packet, and one still allowed goes
-// on. An established flow costs one comparison per packet, whatever the
-// rules.
+// generation of the router's state it passed (chain fw_check_done sets it,
+// chain fw_checked, the forward chain's first rule, accepts a flow carrying
+// the current one). Every transaction on a router — rules, public IPs,
+// subnets made public or private — starts a new generation (nftRun), so a
+// flow that a revoked rule allowed is stopped at its next packet, and one
+// still allowed goes on. An established flow costs one comparison per
+// packet, whatever the rules.
 //
 // The driver remembers what it last wrote to each router and sends only the
 // difference, in one nft transaction, so a rule change costs a few element
@@ -53,7 +52,6 @@ type fwState struct {
 	// read: learnt from the kernel after a restart, names only (nil
 	// contents): everything is rewritten.
 	read bool
-	gen  uint32 // the generation of the rules (conntrack mark of checked flows)
 }
 
 const (
@@ -87,14 +85,6 @@ func (d *Driver) SetFirewall(ctx context.Context, vpcID string, fw network.Firew
 	}
 	want := desiredFirewall(fw, have)
 	firewallDiff(tx, have, want)
-	want.gen = have.gen
-	if tx.NumOperations() > 0 || have.read {
-		want.gen = nextGen(have.gen)
-		for chain, rule := range map[string]string{chainChecked: "ct mark %d accept", chainCheck: "ct mark set %d"} {
-			tx.Flush(&knftables.Chain{Name: chain})
-			tx.Add(&knftables.Rule{Chain: chain, Rule: fmt.Sprintf(rule, want.gen)})
-		}
-	}
 	if err := d.nftRun(ctx, path, tx); err != nil {
 		d.forgetFirewall(vpcID) // unknown now: the next call rewrites it all
 		return err
@@ -106,18 +96,6 @@ func (d *Driver) SetFirewall(ctx context.Context, vpcID string, fw network.Firew
 	d.fw[vpcID] = want
 	d.fwMu.Unlock()
 	return nil
-}
-
-// nextGen is the generation after g; after a restart (g = 0) a random one,
-// so flows checked by an earlier process are checked again.
-func nextGen(g uint32) uint32 {
-	if g == 0 {
-		g = rand.Uint32()
-	}
-	if g++; g == 0 {
-		g = 1
-	}
-	return g
 }
 
 func (d *Driver) forgetFirewall(vpcID string) {

@@ -249,3 +249,28 @@ func TestFirewallEgress(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// An established flow through a public IP stops when its subnet stops
+// being public, and goes on when it is public again: flows already checked
+// skip the per-packet checks, but every change to the router makes them be
+// checked again.
+func TestFirewallFlowFollowsPublicSubnet(t *testing.T) {
+	e := newFWEnv(t, "i-web")
+	networktest.ServeEcho(t, e.ns["i-web"], "0.0.0.0:7000")
+	e.set([]network.SecurityGroup{{ID: "sg-web", Ingress: everywhere, Egress: everywhere}}, port("i-web", "sg-web"))
+	conn, err := networktest.DialEcho(ctxT(t), "", e.pubs["i-web"]+":7000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	n := net10{t, e.d}
+	for _, c := range []struct {
+		public bool
+		ok     bool
+	}{{true, true}, {false, false}, {true, true}} {
+		n.subnet("vpc-a", "subnet-1", "10.0.1.0/24", c.public)
+		if err := conn.RoundTrip("ping", dropWait); (err == nil) != c.ok {
+			t.Errorf("subnet public=%v: round trip %v, want ok=%v", c.public, err, c.ok)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 
 	"sigs.k8s.io/knftables"
 
@@ -89,6 +90,10 @@ func routerRuleset(tx *knftables.Transaction, vpcID string) {
 	// stays stateless (raw priority, before tracking starts), so tracking
 	// sees private addresses and each flow once.
 	chain(chainForward, knftables.FilterType, knftables.ForwardHook, knftables.FilterPriority, knftables.DropPolicy,
+		// A flow already checked under the router's current state passes
+		// at once (see firewall.go: any change starts a new generation, and
+		// every flow is checked again on its next packet).
+		"jump "+chainChecked,
 		// To and from the gateway: only a public subnet's instances with a
 		// public IP, checked per packet so a change cuts flows at once.
 		knftables.Concat("oifname", transitIfname, "ip saddr !=", "@"+setPublic, "drop"),
@@ -98,10 +103,6 @@ func routerRuleset(tx *knftables.Transaction, vpcID string) {
 		// Replies to what the rules let through pass.
 		"ct direction reply accept",
 		"ct state related accept",
-		// A flow already checked under the current rules passes (a rule
-		// change starts a new generation, and every flow is checked again
-		// on its next packet, so a revoked rule stops it).
-		"jump "+chainChecked,
 		// From an instance (source addresses are checked by strict
 		// reverse-path filtering on every port): its groups' egress.
 		knftables.Concat("iifname !=", transitIfname, "jump", chainEgress),
@@ -127,10 +128,22 @@ func (d *Driver) nftables() (knftables.Interface, error) {
 	return d.nft, d.nftErr
 }
 
-// nftRun runs a transaction inside the namespace at path.
+// nftRun runs a transaction inside the namespace at path. A transaction on
+// a VPC router also starts a new generation of its state, so that every
+// flow is checked again (firewall.go).
 func (d *Driver) nftRun(ctx context.Context, path string, tx *knftables.Transaction) error {
 	if tx.NumOperations() == 0 {
 		return nil
+	}
+	if kind, _ := d.nsKind(filepath.Base(path)); kind == "vpc" {
+		g := d.gen.Add(1)
+		if g == 0 { // 0 is every new flow's mark
+			g = d.gen.Add(1)
+		}
+		tx.Flush(&knftables.Chain{Name: chainChecked})
+		tx.Add(&knftables.Rule{Chain: chainChecked, Rule: fmt.Sprintf("ct mark %d accept", g)})
+		tx.Flush(&knftables.Chain{Name: chainCheck})
+		tx.Add(&knftables.Rule{Chain: chainCheck, Rule: fmt.Sprintf("ct mark set %d", g)})
 	}
 	nft, err := d.nftables()
 	if err != nil {

@@ -27,13 +27,13 @@ add map ip nubo to_private { type ipv4_addr : ipv4_addr ; }
 add map ip nubo to_public { type ipv4_addr : ipv4_addr ; }
 add rule ip nubo egress iifname vmap @out_ports
 add rule ip nubo egress drop
+add rule ip nubo forward jump fw_checked
 add rule ip nubo forward oifname "gw0" ip saddr != @public_subnets drop
 add rule ip nubo forward oifname "gw0" ip saddr != @natted drop
 add rule ip nubo forward iifname "gw0" ip daddr != @public_subnets drop
 add rule ip nubo forward iifname "gw0" ip daddr != @natted drop
 add rule ip nubo forward ct direction reply accept
 add rule ip nubo forward ct state related accept
-add rule ip nubo forward jump fw_checked
 add rule ip nubo forward iifname != "gw0" jump egress
 add rule ip nubo forward oifname != "gw0" jump ingress
 add rule ip nubo forward jump fw_check_done
