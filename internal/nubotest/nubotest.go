@@ -6,11 +6,11 @@ package nubotest
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	netlinux "nubo/internal/network/linux"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,11 +76,13 @@ func Start(ctx context.Context, dataDir string, args ...string) (*Server, error)
 	}
 	// Servers on one host must not share a data plane: each gets its own
 	// namespace prefix, host link and public range (a /24 of 198.19.0.0/16).
-	var r [3]byte
-	_, _ = rand.Read(r[:])
-	tag := fmt.Sprintf("t%02x%02x", r[0], r[1])
-	args = append([]string{"--net-prefix", tag, "--host-link", tag + "0",
-		"--public-pool", fmt.Sprintf("198.19.%d.0/24", r[2])}, args...)
+	// EphemeralConfig picks a range no route of the host covers yet.
+	eph, err := netlinux.EphemeralConfig()
+	if err != nil {
+		return nil, err
+	}
+	args = append([]string{"--net-prefix", eph.Prefix, "--host-link", eph.HostLink,
+		"--public-pool", eph.PublicRange.String()}, args...)
 	s := &Server{Bin: bin, DataDir: dataDir, Listen: fmt.Sprintf("127.0.0.1:%d", port), Region: "us-east-1", Args: args}
 	s.Endpoint = "http://" + s.Listen
 	return s, s.Restart(ctx)
