@@ -131,24 +131,26 @@ var DefaultMetadataOptions = MetadataOptions{
 }
 
 // Effective fills the fields o leaves empty with the defaults.
-func (o MetadataOptions) Effective() MetadataOptions {
-	d := DefaultMetadataOptions
+func (o MetadataOptions) Effective() MetadataOptions { return o.Over(DefaultMetadataOptions) }
+
+// Over returns base with the fields o sets replaced.
+func (o MetadataOptions) Over(base MetadataOptions) MetadataOptions {
 	if o.HTTPTokens != "" {
-		d.HTTPTokens = o.HTTPTokens
+		base.HTTPTokens = o.HTTPTokens
 	}
 	if o.HTTPEndpoint != "" {
-		d.HTTPEndpoint = o.HTTPEndpoint
+		base.HTTPEndpoint = o.HTTPEndpoint
 	}
 	if o.HTTPPutResponseHopLimit != 0 {
-		d.HTTPPutResponseHopLimit = o.HTTPPutResponseHopLimit
+		base.HTTPPutResponseHopLimit = o.HTTPPutResponseHopLimit
 	}
 	if o.InstanceMetadataTags != "" {
-		d.InstanceMetadataTags = o.InstanceMetadataTags
+		base.InstanceMetadataTags = o.InstanceMetadataTags
 	}
 	if o.HTTPProtocolIPv6 != "" {
-		d.HTTPProtocolIPv6 = o.HTTPProtocolIPv6
+		base.HTTPProtocolIPv6 = o.HTTPProtocolIPv6
 	}
-	return d
+	return base
 }
 
 // Key is where an instance's record lives.

@@ -77,26 +77,6 @@ func parseMetadataOptions(p ec2query.Params) (o instance.MetadataOptions, given 
 	return o, given, nil
 }
 
-// merge returns cur with the fields change gives replaced.
-func mergeMetadataOptions(cur, change instance.MetadataOptions) instance.MetadataOptions {
-	cur = cur.Effective()
-	if change.HTTPTokens != "" {
-		cur.HTTPTokens = change.HTTPTokens
-	}
-	if change.HTTPEndpoint != "" {
-		cur.HTTPEndpoint = change.HTTPEndpoint
-	}
-	if change.HTTPPutResponseHopLimit != 0 {
-		cur.HTTPPutResponseHopLimit = change.HTTPPutResponseHopLimit
-	}
-	if change.InstanceMetadataTags != "" {
-		cur.InstanceMetadataTags = change.InstanceMetadataTags
-	}
-	if change.HTTPProtocolIPv6 != "" {
-		cur.HTTPProtocolIPv6 = change.HTTPProtocolIPv6
-	}
-	return cur
-}
 
 func (a *API) modifyInstanceMetadataOptions(ctx context.Context, r *ec2query.Request) (any, error) {
 	id, err := r.Params.Required("InstanceId")
@@ -122,7 +102,7 @@ func (a *API) modifyInstanceMetadataOptions(ctx context.Context, r *ec2query.Req
 		if in.State == instance.Terminated || in.State == instance.ShuttingDown {
 			return apierr.New("IncorrectInstanceState", "The instance '%s' is not in a state from which its metadata options can be modified.", id)
 		}
-		in.MetadataOptions = mergeMetadataOptions(in.MetadataOptions, change)
+		in.MetadataOptions = change.Over(in.MetadataOptions.Effective())
 		now = in.MetadataOptions
 		return nil
 	})
