@@ -22,27 +22,11 @@ func benchInstances(ctx context.Context, n, many int) error {
 		fmt.Println("\ninstances: skipped (needs root)")
 		return nil
 	}
-	images, err := nubotest.ImageCache(ctx, "debian-12-minimal")
+	_, c, stop, err := benchServer(ctx, "debian-12-minimal")
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "nubo-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	srv, err := nubotest.Start(ctx, dir, "--image-dir", images, "--terminated-ttl", "1m")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		srv.Stop()
-		_ = exec(srv.Bin, "serve", "--cleanup", "--data-dir", dir)
-	}()
-	c, err := srv.EC2()
-	if err != nil {
-		return err
-	}
+	defer stop()
 	out, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"debian-12-minimal"}}}})
 	if err != nil || len(out.Images) == 0 {
 		return fmt.Errorf("debian-12-minimal not registered: %v", err)

@@ -62,30 +62,13 @@ func benchSecurityGroups(ctx context.Context, changes, scaleChanges, maxRules in
 		return nil
 	}
 	start := time.Now()
-	images, err := nubotest.ImageCache(ctx, "debian-12-minimal")
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "nubo-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
 	// Room for the scale levels' instances (t3.nano: 2 vCPUs, 512 MiB;
 	// limits, not reservations).
-	srv, err := nubotest.Start(ctx, dir, "--image-dir", images, "--terminated-ttl", "1m",
-		"--host-vcpus", "1024", "--host-memory-mib", "262144")
+	srv, c, stop, err := benchServer(ctx, "debian-12-minimal", "--host-vcpus", "1024", "--host-memory-mib", "262144")
 	if err != nil {
 		return err
 	}
-	defer func() {
-		srv.Stop()
-		_ = exec(srv.Bin, "serve", "--cleanup", "--data-dir", dir)
-	}()
-	c, err := srv.EC2()
-	if err != nil {
-		return err
-	}
+	defer stop()
 	b := &sgBench{c: c, srv: srv}
 	defer b.terminateAll(ctx)
 	if err := b.setup(ctx); err != nil {

@@ -45,27 +45,11 @@ func benchSSH(ctx context.Context, n int) error {
 
 // sshLogins starts a server with the image and measures n launches.
 func sshLogins(ctx context.Context, name string, n int) ([]time.Duration, error) {
-	images, err := nubotest.ImageCache(ctx, name)
+	_, c, stop, err := benchServer(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "nubo-bench-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	srv, err := nubotest.Start(ctx, dir, "--image-dir", images, "--terminated-ttl", "1m")
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		srv.Stop()
-		_ = exec(srv.Bin, "serve", "--cleanup", "--data-dir", dir)
-	}()
-	c, err := srv.EC2()
-	if err != nil {
-		return nil, err
-	}
+	defer stop()
 	kp, err := c.CreateKeyPair(ctx, &ec2.CreateKeyPairInput{KeyName: aws.String("bench"), KeyType: types.KeyTypeEd25519})
 	if err != nil {
 		return nil, err

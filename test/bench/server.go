@@ -1,0 +1,38 @@
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"nubo/internal/nubotest"
+)
+
+// benchServer starts `nubo serve` with the named image (built once, then
+// cached) in a temporary data dir; stop stops it and removes what it made.
+func benchServer(ctx context.Context, image string, args ...string) (srv *nubotest.Server, c *ec2.Client, stop func(), err error) {
+	images, err := nubotest.ImageCache(ctx, image)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	dir, err := os.MkdirTemp("", "nubo-bench-")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	srv, err = nubotest.Start(ctx, dir, append([]string{"--image-dir", images, "--terminated-ttl", "1m"}, args...)...)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, nil, err
+	}
+	stop = func() {
+		srv.Stop()
+		_ = exec(srv.Bin, "serve", "--cleanup", "--data-dir", dir)
+		os.RemoveAll(dir)
+	}
+	if c, err = srv.EC2(); err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return srv, c, stop, nil
+}
