@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -422,5 +423,72 @@ func TestConcurrent(t *testing.T) {
 	}
 	if bytes.Equal(bufs[0], bufs[1]) {
 		t.Fatal("same data")
+	}
+}
+
+// A locked volume (no key in the kernel, its file's name unreadable) is
+// still observed and can be deleted.
+func TestDeleteLocked(t *testing.T) {
+	s := openStore(t, testDir(t))
+	const id = "vol-00000001"
+	key := newKey(t)
+	if err := s.Create(ctx, id, 16*mib, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Lock(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Lock(ctx, id); err != nil {
+		t.Fatalf("second Lock: %v", err)
+	}
+	st, err := s.Observe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := st.Volumes[0]; v.Size != 16*mib || !v.Locked || v.Device != nil {
+		t.Fatalf("Observe of a locked volume: %+v", v)
+	}
+	if err := s.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.Observe(ctx); len(st.Volumes) != 0 {
+		t.Fatalf("after Delete: %+v", st.Volumes)
+	}
+	// The ID and the key are free again.
+	if err := s.Create(ctx, id, 16*mib, key); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// What a crash in the middle of Create or Delete leaves is erased, keys
+// included, when the store is opened again.
+func TestUnfinished(t *testing.T) {
+	dir := testDir(t)
+	s := openStore(t, dir)
+	keys := map[string][]byte{"vol-00000001": newKey(t), "vol-00000002": newKey(t)}
+	for id, key := range keys {
+		if err := s.Create(ctx, id, 16*mib, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Cut short: a Delete after its rename, a Create before its rename.
+	for id, prefix := range map[string]string{"vol-00000001": ".del-", "vol-00000002": ".new-"} {
+		if err := os.Rename(s.volDir(id), filepath.Join(s.root, prefix+id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rootDir := s.rootDir
+	s.rootDir = nil // closed as a crash would: keys left in the kernel
+	s.lock.Close()
+	defer rootDir.Close()
+	s = openStore(t, dir)
+	if entries, _ := os.ReadDir(s.root); len(entries) != 1 || entries[0].Name() != "lost+found" {
+		t.Fatalf("pool after reopening: %v", entries)
+	}
+	for id, key := range keys {
+		kid, _ := keyIdentifier(key)
+		if ok, err := keyPresent(s.rootDir, kid); err != nil || ok {
+			t.Errorf("%s's key present after reopening: %v %v", id, ok, err)
+		}
 	}
 }

@@ -122,13 +122,14 @@ func makePool(ctx context.Context, img string, size int64) error {
 	return syncDir(filepath.Dir(img))
 }
 
-// removeUnfinished removes what a Create cut short left (.new-vol-…).
+// removeUnfinished erases what a Create or a Delete cut short left
+// (.new-vol-…, .del-vol-…).
 func (s *Store) removeUnfinished() {
 	entries, _ := os.ReadDir(s.root)
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".new-") {
-			if err := os.RemoveAll(filepath.Join(s.root, e.Name())); err != nil {
-				s.log.Warn("removing unfinished volume", "dir", e.Name(), "err", err)
+		if strings.HasPrefix(e.Name(), ".new-") || strings.HasPrefix(e.Name(), ".del-") {
+			if _, err := s.erase(filepath.Join(s.root, e.Name())); err != nil {
+				s.log.Warn("erasing an unfinished volume", "dir", e.Name(), "err", err)
 			}
 		}
 	}
