@@ -179,9 +179,10 @@ func loopDetach(ctx context.Context, dev Device) error {
 		return fmt.Errorf("detaching %s: %w", dev.Path, err)
 	}
 	// Our own close is the last one when nobody else holds the device; the
-	// unbinding it triggers may finish a moment later.
+	// unbinding it triggers may finish a moment later, and udev's probe of
+	// the device's last change can hold it a while on a loaded machine.
 	sys := "/sys/block/" + filepath.Base(dev.Path) + "/loop"
-	for range 100 {
+	for range 500 {
 		if _, err := os.Stat(sys); errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
