@@ -62,12 +62,22 @@ func sweep(dir string) []string {
 		}
 	}
 	for _, d := range devs {
-		if strings.HasPrefix(d.backing, dir+"/") && strings.HasSuffix(d.backing, "pool.img") {
+		if strings.HasPrefix(d.backing, dir+"/") && strings.HasSuffix(d.backing, "pool.img") && !detachPending(d.Device) {
 			left = append(left, d.Path+" "+d.backing)
 			loopDetach(context.Background(), d.Device)
 		}
 	}
 	return left
+}
+
+// detachPending: the device was detached while another mount namespace
+// still held the pool's filesystem (a process that unshared its mount
+// namespace meanwhile, as mmdebstrap and `unshare` in other packages'
+// tests do, keeps a copy of every mount); the kernel frees it when that
+// namespace goes. Not a leak.
+func detachPending(dev Device) bool {
+	b, err := os.ReadFile("/sys/block/" + filepath.Base(dev.Path) + "/loop/autoclear")
+	return err == nil && strings.TrimSpace(string(b)) == "1"
 }
 
 func mountsUnder(dir string) []string {
@@ -93,7 +103,10 @@ func openStore(t *testing.T, dir string) *Store {
 	}
 	t.Cleanup(func() {
 		if s.rootDir != nil {
-			if err := s.Teardown(context.Background()); err != nil {
+			err := s.Teardown(context.Background())
+			if errors.Is(err, ErrBusy) && detachPending(s.pool) {
+				t.Logf("teardown: %v (another mount namespace holds the pool; the kernel detaches it when that goes)", err)
+			} else if err != nil {
 				t.Errorf("teardown: %v", err)
 			}
 		}
