@@ -89,8 +89,10 @@ func (a *Agent) syncFirewall(ctx context.Context, account, region, vpcID string)
 		return err
 	}
 	err = a.Network.SetFirewall(ctx, vpcID, fw)
-	if errors.Is(err, network.ErrNotFound) && len(fw.Ports) == 0 {
-		err = nil // no router here: no instance of the VPC has run on this host
+	if errors.Is(err, network.ErrNotFound) {
+		// No router here yet: no instance of the VPC has booted on this
+		// host. A boot makes the router, then sets the firewall itself.
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("firewall of %s: %w", vpcID, err)

@@ -107,3 +107,28 @@ func TestFirewallFollowsTheRecords(t *testing.T) {
 	v.wait(t, a, instance.Stopped)
 	v.firewallOf(t, defVPC.ID, func(fw network.Firewall) bool { _, ok := portOf(fw, a); return !ok })
 }
+
+// An instance terminated before it ever booted here (so its VPC has no
+// router on this host) still ends terminated: there is no DNS or firewall
+// to update, which is not an error.
+func TestTerminatedBeforeBoot(t *testing.T) {
+	v := newEnv(t, 64)
+	v.stopAgent()
+	id := v.run(t, instance.RunSpec{})[0]
+	if _, err := v.svc.Terminate(context.Background(), account, []string{id}); err != nil {
+		t.Fatal(err)
+	}
+	v.startAgent(t)
+	v.wait(t, id, instance.Terminated)
+	if _, ok := v.net.Firewall(resourceVPC(t, v, id)); ok {
+		t.Error("a firewall was set for a VPC no instance booted in")
+	}
+}
+
+func resourceVPC(t *testing.T, v *env, id string) string {
+	in, err := v.svc.Get(context.Background(), account, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in.VPCID
+}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -252,7 +253,11 @@ func (a *Agent) syncDNS(ctx context.Context, account, region string, v vpc.VPC) 
 			dns.Records = append(dns.Records, network.DNSRecord{Name: vpc.PublicDNSName(region, ip), IP: ip})
 		}
 	}
-	if err := a.Network.SetDNS(ctx, v.ID, dns); err != nil {
+	err = a.Network.SetDNS(ctx, v.ID, dns)
+	if errors.Is(err, network.ErrNotFound) {
+		return nil // no router here (no instance of the VPC has booted on this host): nothing to answer
+	}
+	if err != nil {
 		return fmt.Errorf("dns of %s: %w", v.ID, err)
 	}
 	return nil
