@@ -173,16 +173,16 @@ func (v *vm) ssh(key, user, command string) (string, error) {
 	cmd := exec.Command("nsenter", "--net="+v.netns, "--", "ssh", "-F", "/dev/null", "-i", key,
 		"-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
 		"-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR", user+"@127.0.0.1", command)
-	out, err := cmd.CombinedOutput()
-	// The test's namespace has no DNS (nubo's VPCs have a resolver that
-	// knows the instance's name): sudo says so, and goes on.
-	var lines []string
-	for _, l := range strings.Split(string(out), "\n") {
-		if !strings.HasPrefix(l, "sudo: unable to resolve host") {
-			lines = append(lines, l)
-		}
+	// Only stdout is the answer: the test's namespace has no DNS (nubo's
+	// VPCs have a resolver that knows the instance's name), so sudo warns
+	// on stderr, which would interleave with it.
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err != nil {
+		err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
 	}
-	return strings.TrimSpace(strings.Join(lines, "\n")), err
+	return strings.TrimSpace(stdout.String()), err
 }
 
 func (v *vm) mustSSH(key, user, command string) string {
