@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -43,7 +44,49 @@ type Spec struct {
 	// ConsoleLog receives the instance's console (PID 1's stdout and stderr),
 	// appended across boots; GetConsoleOutput reads it.
 	ConsoleLog string
+
+	// Devices are the block devices the instance has from boot (volumes
+	// attached while it was stopped); AttachDevice adds more while it runs.
+	Devices []BlockDevice
 }
+
+// BlockDevice is a host block device given to an instance: an EBS volume's
+// loop device. Root inside the instance can read and write it, make a
+// filesystem on it and mount it (the driver performs such mounts for the
+// instance, which has no privilege over host devices of its own).
+type BlockDevice struct {
+	Name         string // path inside the instance, e.g. /dev/sdf
+	HostPath     string // the host's node, e.g. /dev/loop7
+	Major, Minor uint32
+}
+
+// Validate rejects a device no driver can give.
+func (d BlockDevice) Validate() error {
+	if !ValidDeviceName(d.Name) {
+		return fmt.Errorf("invalid device name %q: want /dev/ followed by letters and digits", d.Name)
+	}
+	if !filepath.IsAbs(d.HostPath) {
+		return fmt.Errorf("device %s: host path %q is not absolute", d.Name, d.HostPath)
+	}
+	return nil
+}
+
+// ValidDeviceName accepts /dev/<letters and digits>, e.g. /dev/sdf, /dev/xvdba.
+func ValidDeviceName(name string) bool {
+	base, ok := strings.CutPrefix(name, "/dev/")
+	if !ok || base == "" || len(base) > 32 {
+		return false
+	}
+	for _, c := range base {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// ErrDeviceBusy: a filesystem on the device is mounted inside the instance.
+var ErrDeviceBusy = errors.New("device is mounted inside the instance")
 
 // Validate rejects a spec no driver can run.
 func (s Spec) Validate() error {
@@ -114,4 +157,15 @@ type Driver interface {
 	State(ctx context.Context, id string) (State, error)
 	// List returns the IDs of every instance the runtime holds.
 	List(ctx context.Context) ([]string, error)
+
+	// AttachDevice gives a created or running instance a block device at
+	// once (and keeps it across later boots of the same Create). Attaching
+	// the same device again is a no-op.
+	AttachDevice(ctx context.Context, id string, dev BlockDevice) error
+	// DetachDevice takes the device named name (e.g. /dev/sdf) away. It
+	// fails with ErrDeviceBusy while a filesystem on it is mounted inside
+	// the instance, unless force, which unmounts it lazily first (data the
+	// instance has not written back is lost, as with EC2's forced detach).
+	// Detaching an absent device is a no-op.
+	DetachDevice(ctx context.Context, id, name string, force bool) error
 }

@@ -1,6 +1,8 @@
-// Package volume is EBS volumes. Today: root volumes, made copy-on-write from
-// an image (an overlay whose upper layer is the volume's own data), kept
-// across stop and start, deleted at termination when DeleteOnTermination.
+// Package volume is EBS volumes: their records and the rules of the EBS API.
+// Two backings exist: root volumes made copy-on-write from an image (an
+// overlay whose upper layer is the volume's own data, see Roots), and block
+// volumes, real block devices kept by package blockstore on the host that
+// holds them, encrypted at rest when Encrypted.
 package volume
 
 import (
@@ -9,25 +11,87 @@ import (
 	"nubo/internal/resource"
 )
 
-// Volume is the stored record of a volume.
+// Volume states, as EC2 names them.
+const (
+	Creating  = "creating"
+	Available = "available"
+	InUse     = "in-use"
+	Deleting  = "deleting"
+	Deleted   = "deleted"
+	Error     = "error"
+)
+
+// Attachment states. A detached volume has no Attachment.
+const (
+	Attaching = "attaching"
+	Attached  = "attached"
+	Detaching = "detaching"
+)
+
+// Backings.
+const (
+	BackingOverlay = "overlay" // root volume over an image (Roots)
+	BackingBlock   = "block"   // block device (package blockstore)
+)
+
+// Volume is the stored record of a volume. The API writes what is wanted
+// (State creating/deleting, Attachment attaching/detaching, a larger
+// SizeGiB); the agent of Host makes it real and writes the outcome.
 type Volume struct {
 	resource.Meta
-	SizeGiB    int         `json:"sizeGiB"`
-	Zone       string      `json:"zone"`
-	Type       string      `json:"type"` // gp3
-	Iops       int         `json:"iops"`
-	Throughput int         `json:"throughput"`
-	State      string      `json:"state"` // creating | available | in-use | deleting | deleted
-	ImageID    string      `json:"imageId,omitempty"`
-	Host       string      `json:"host"`
+	Backing    string `json:"backing,omitempty"` // "" in old records: overlay
+	SizeGiB    int    `json:"sizeGiB"`
+	Zone       string `json:"zone"`
+	Type       string `json:"type"` // gp2 | gp3 | io1 | io2 | st1 | sc1 | standard
+	Iops       int    `json:"iops"`
+	Throughput int    `json:"throughput"` // MiB/s
+	State      string `json:"state"`
+	ImageID    string `json:"imageId,omitempty"`
+	SnapshotID string `json:"snapshotId,omitempty"`
+	Host       string `json:"host"` // the host holding the data
+
 	Attachment *Attachment `json:"attachment,omitempty"`
-	Encrypted  bool        `json:"encrypted"`
+
+	Encrypted bool   `json:"encrypted"`
+	KmsKeyID  string `json:"kmsKeyId,omitempty"` // the wrapping key's ARN
+	// WrappedKey is the volume's data key encrypted by KmsKeyID (package
+	// kms); the plaintext key is never stored.
+	WrappedKey []byte `json:"wrappedKey,omitempty"`
+
+	// Modification is the latest ModifyVolume, kept for
+	// DescribeVolumesModifications.
+	Modification *Modification `json:"modification,omitempty"`
+	// StatusMessage says why State is error.
+	StatusMessage string `json:"statusMessage,omitempty"`
 }
+
+// IsBlock reports whether the volume is a block device kept by blockstore.
+func (v Volume) IsBlock() bool { return v.Backing == BackingBlock }
 
 // Attachment is a volume's link to an instance.
 type Attachment struct {
 	InstanceID          string    `json:"instanceId"`
-	Device              string    `json:"device"`
+	Device              string    `json:"device"`          // e.g. /dev/sdf
+	State               string    `json:"state,omitempty"` // "" in old records: attached
 	AttachTime          time.Time `json:"attachTime"`
 	DeleteOnTermination bool      `json:"deleteOnTermination"`
+	// Force: DetachVolume --force; the agent unmounts inside the instance.
+	Force bool `json:"force,omitempty"`
+}
+
+// Modification is a volume modification (ModifyVolume).
+type Modification struct {
+	State              string    `json:"state"` // modifying | optimizing | completed | failed
+	StatusMessage      string    `json:"statusMessage,omitempty"`
+	Progress           int       `json:"progress"`
+	StartTime          time.Time `json:"startTime"`
+	EndTime            time.Time `json:"endTime,omitzero"`
+	OriginalSizeGiB    int       `json:"originalSizeGiB"`
+	OriginalType       string    `json:"originalType"`
+	OriginalIops       int       `json:"originalIops"`
+	OriginalThroughput int       `json:"originalThroughput"`
+	TargetSizeGiB      int       `json:"targetSizeGiB"`
+	TargetType         string    `json:"targetType"`
+	TargetIops         int       `json:"targetIops"`
+	TargetThroughput   int       `json:"targetThroughput"`
 }

@@ -39,6 +39,8 @@ type instance struct {
 	spec       runtime.Spec
 	state      runtime.State
 	ignoreTerm bool
+	devices    map[string]runtime.BlockDevice // attached since Create
+	mounted    map[string]bool
 }
 
 type failure struct {
@@ -148,9 +150,10 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) error {
 	}
 	if in, ok := d.instances[spec.ID]; ok {
 		in.spec = spec
+		in.devices = devicesOf(spec)
 		return nil
 	}
-	d.instances[spec.ID] = &instance{spec: spec, state: runtime.State{Status: runtime.Created, ExitCode: -1}}
+	d.instances[spec.ID] = &instance{spec: spec, devices: devicesOf(spec), state: runtime.State{Status: runtime.Created, ExitCode: -1}}
 	return nil
 }
 

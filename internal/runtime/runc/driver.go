@@ -39,6 +39,7 @@
 package runc
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -147,4 +148,14 @@ func (k *keyedMutex) lock(id string) (unlock func()) {
 		}
 		k.mu.Unlock()
 	}
+}
+
+// AttachDevice: see runtime.Driver. (Not yet: devices.go.)
+func (d *Driver) AttachDevice(ctx context.Context, id string, dev runtime.BlockDevice) error {
+	return fmt.Errorf("attaching %s to %s: block devices are not supported yet", dev.Name, id)
+}
+
+// DetachDevice: see runtime.Driver.
+func (d *Driver) DetachDevice(ctx context.Context, id, name string, force bool) error {
+	return nil
 }
