@@ -34,6 +34,10 @@ type Agent struct {
 	Runtime runtime.Driver
 	Network network.Driver
 	Roots   RootVolumes
+	// Blocks keeps this host's block volumes and Keys unwraps their data
+	// keys; nil Blocks: the host has no EBS block storage.
+	Blocks Blocks
+	Keys   Keys
 	Images  *ami.Registry
 	VPCs    *vpc.Service
 	// ImageRoot returns the local root filesystem directory of an image.
@@ -119,7 +123,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			for _, ev := range resp.Events {
 				k := string(ev.Kv.Key)
-				if isInstanceKey(k) {
+				if isInstanceKey(k) || isVolumeKey(k) {
 					a.queue.add(k)
 				}
 				if isInstanceKey(k) || strings.Contains(k, "/security-group/") {
@@ -162,6 +166,8 @@ func (a *Agent) resync(ctx context.Context) (int64, error) {
 	for _, kv := range resp.Kvs {
 		if k := string(kv.Key); isInstanceKey(k) {
 			known[k[strings.LastIndex(k, "/")+1:]] = true
+			a.queue.add(k)
+		} else if isVolumeKey(k) {
 			a.queue.add(k)
 		}
 	}
@@ -222,6 +228,9 @@ func (a *Agent) reconcileKey(ctx context.Context, key string) (err error) {
 	}
 	if account, region, vpcID, ok := parseFWKey(key); ok {
 		return a.syncFirewall(ctx, account, region, vpcID)
+	}
+	if isVolumeKey(key) {
+		return a.reconcileVolume(ctx, key)
 	}
 	var in instance.Instance
 	rev, err := a.Store.Get(ctx, key, &in)

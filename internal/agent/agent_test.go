@@ -35,6 +35,7 @@ type env struct {
 	rt     *fake.Driver
 	net    *netfake.Driver
 	roots  *fakeRoots
+	blocks *fakeBlocks
 	image  string
 	dir    string
 	cancel context.CancelFunc
@@ -55,7 +56,7 @@ func newEnv(t *testing.T, vcpus int) *env {
 	if err := st.Apply(ctx, store.Op{Key: instance.HostKey("h1"), Value: host, ModRev: -1}); err != nil {
 		t.Fatal(err)
 	}
-	v := &env{st: st, rt: fake.New(), net: netfake.New(netfake.Config{PublicRange: netip.MustParsePrefix("198.18.0.0/24")}), roots: &fakeRoots{mounted: map[string]bool{}, deleted: map[string]bool{}}, image: im.ID, dir: t.TempDir()}
+	v := &env{st: st, rt: fake.New(), net: netfake.New(netfake.Config{PublicRange: netip.MustParsePrefix("198.18.0.0/24")}), roots: &fakeRoots{mounted: map[string]bool{}, deleted: map[string]bool{}}, blocks: newFakeBlocks(), image: im.ID, dir: t.TempDir()}
 	v.svc = &instance.Service{Store: st, Region: "us-east-1", Zones: []string{"us-east-1a"}, Host: "h1", Images: reg, KeyPairs: &keypair.Service{Store: st},
 		VPCs:   &vpc.Service{Store: st, Region: "us-east-1", Zones: []vpc.Zone{{Name: "us-east-1a", ID: "use1-az1"}}},
 		Public: &vpc.PublicPool{Store: st, Prefix: netip.MustParsePrefix("198.18.0.0/24")}}
@@ -64,7 +65,7 @@ func newEnv(t *testing.T, vcpus int) *env {
 }
 
 func (v *env) startAgent(t *testing.T) {
-	a := &Agent{Store: v.st, Host: "h1", Runtime: v.rt, Network: v.net, VPCs: v.svc.VPCs, Roots: v.roots, Images: v.svc.Images,
+	a := &Agent{Store: v.st, Host: "h1", Runtime: v.rt, Network: v.net, VPCs: v.svc.VPCs, Roots: v.roots, Blocks: v.blocks, Keys: fakeKeys{}, Images: v.svc.Images,
 		ImageRoot: func(im ami.Image) string { return "/images/" + im.Location }, Dir: v.dir,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Ready: func(string) bool { return true },
 		Resync: 100 * time.Millisecond, StopGrace: time.Second, TerminatedTTL: time.Hour}

@@ -155,6 +155,10 @@ func (a *Agent) boot(ctx context.Context, key string, in instance.Instance, exis
 		if !ok {
 			return fmt.Errorf("instance %s: unknown type %s", in.ID, in.InstanceType)
 		}
+		devices, err := a.bootDevices(ctx, in)
+		if err != nil {
+			return fmt.Errorf("volumes of %s: %w", in.ID, err)
+		}
 		spec := runtime.Spec{
 			ID: in.ID, RootFS: a.rootfs(in.ID), Hostname: in.Hostname, Init: im.Init,
 			// NUBO_INSTANCE_ID spares nubo-init a metadata request at boot.
@@ -163,6 +167,7 @@ func (a *Agent) boot(ctx context.Context, key string, in instance.Instance, exis
 			UIDBase: im.UIDBase, GIDBase: im.UIDBase, IDCount: 65536,
 			NetNS:      netns,
 			ConsoleLog: a.console(in.ID),
+			Devices:    devices,
 		}
 		if err := a.Runtime.Create(ctx, spec); err != nil {
 			return fmt.Errorf("creating %s: %w", in.ID, err)
@@ -318,6 +323,9 @@ func (a *Agent) ensureTerminated(ctx context.Context, key string, in instance.In
 		return err
 	}
 	if err := a.releaseRootVolume(ctx, in); err != nil {
+		return err
+	}
+	if err := a.releaseVolumes(ctx, in); err != nil {
 		return err
 	}
 	if err := a.releasePublic(ctx, in); err != nil {

@@ -58,6 +58,9 @@ type BlockDevice struct {
 	Name         string // path inside the instance, e.g. /dev/sdf
 	HostPath     string // the host's node, e.g. /dev/loop7
 	Major, Minor uint32
+	// IOPS and BPS cap the instance's I/O on the device, each direction
+	// (the volume type's limits); 0: unlimited.
+	IOPS, BPS uint64
 }
 
 // Validate rejects a device no driver can give.
