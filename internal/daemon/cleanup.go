@@ -14,7 +14,8 @@ import (
 
 // Cleanup removes from the host everything nubo made for instances under
 // dataDir: it stops and deletes every instance in the runtime (processes,
-// cgroups, runtime state) and unmounts every root volume. Volumes' data and
+// cgroups, runtime state), unmounts every root volume and takes the EBS
+// pool off its loop devices. Volumes' data and
 // the store stay; a later `nubo serve` reports those instances stopped.
 func Cleanup(ctx context.Context, dataDir string) error {
 	rt, err := Runtime(dataDir)
@@ -39,6 +40,15 @@ func Cleanup(ctx context.Context, dataDir string) error {
 	for _, d := range dirs {
 		if err := roots.Unmount(d); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	// The EBS pool: volumes' loop devices, the pool's mount and its loop
+	// device. pool.img stays (volumes' data), as the store does.
+	if _, err := os.Stat(filepath.Join(dataDir, "ebs", "pool.img")); err == nil {
+		if bs, err := Blocks(ctx, dataDir, nil); err != nil {
+			errs = append(errs, err)
+		} else if err := bs.Teardown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("tearing the EBS pool down: %w", err))
 		}
 	}
 	// The data plane this server made: namespaces, the host's link and route.

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"nubo/internal/agent"
 	"nubo/internal/ami"
+	"nubo/internal/blockstore"
 	"nubo/internal/image"
 	"nubo/internal/instance"
 	"nubo/internal/network"
@@ -27,6 +29,7 @@ import (
 type host struct {
 	agent  *agent.Agent
 	net    network.Driver
+	blocks *blockstore.Store
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -34,7 +37,13 @@ type host struct {
 func (h *host) stop() {
 	h.cancel()
 	h.wg.Wait()
-	_ = h.net.Close() // stops the VPC resolvers; instances keep their network
+	_ = h.net.Close()    // stops the VPC resolvers; instances keep their network
+	_ = h.blocks.Close() // attached volumes stay attached
+}
+
+// Blocks opens the EBS pool kept under dataDir.
+func Blocks(ctx context.Context, dataDir string, log *slog.Logger) (*blockstore.Store, error) {
+	return blockstore.Open(ctx, blockstore.Config{Dir: filepath.Join(dataDir, "ebs"), Log: log})
 }
 
 // NetConfig is how this host's data plane is named; the server records it in
@@ -82,6 +91,10 @@ func startHost(ctx context.Context, cfg Config, st *store.Store, images *ami.Reg
 	if err := writeJSON(filepath.Join(cfg.DataDir, netConfigFile), nc); err != nil {
 		return nil, err
 	}
+	blocks, err := Blocks(ctx, cfg.DataDir, cfg.Log)
+	if err != nil {
+		return nil, fmt.Errorf("opening the EBS pool: %w", err)
+	}
 	if err := st.Apply(ctx, store.Op{Key: instance.HostKey(cfg.Host.Name), Value: cfg.Host, ModRev: -1}); err != nil {
 		return nil, fmt.Errorf("registering host %s: %w", cfg.Host.Name, err)
 	}
@@ -92,6 +105,7 @@ func startHost(ctx context.Context, cfg Config, st *store.Store, images *ami.Reg
 	a := &agent.Agent{
 		Store: st, Host: cfg.Host.Name, Runtime: rt, Network: nd, VPCs: vpcs,
 		Roots:         volume.Roots{Dir: filepath.Join(cfg.DataDir, "volumes")},
+		Blocks:        blocks,
 		Images:        images,
 		ImageRoot:     func(im ami.Image) string { return filepath.Join(cfg.ImageDir, im.Location, "rootfs") },
 		Dir:           filepath.Join(cfg.DataDir, "instances"),
@@ -99,7 +113,7 @@ func startHost(ctx context.Context, cfg Config, st *store.Store, images *ami.Reg
 		TerminatedTTL: cfg.TerminatedTTL,
 	}
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	h := &host{agent: a, net: nd, cancel: cancel}
+	h := &host{agent: a, net: nd, blocks: blocks, cancel: cancel}
 	h.wg.Add(2)
 	go func() {
 		defer h.wg.Done()
