@@ -6,8 +6,8 @@
 // (the server's own cost). GET /healthz (no signing, no store) is the
 // baseline measured in the same run; ratios are p50 against it. With root,
 // it goes on to instances (instances.go), the VPC data plane (netbench) and
-// security groups (secgroups.go), launch → first SSH login (ssh.go); -only
-// picks one.
+// security groups (secgroups.go), launch → first SSH login (ssh.go), EBS
+// volume I/O inside an instance (volumes.go); -only picks one.
 package main
 
 import (
@@ -49,7 +49,8 @@ func main() {
 	sgMaxRules := flag.Int("sg-max-rules", 20000, "the largest number of security group rules the scale benchmark holds")
 	sgBudget := flag.Duration("sg-budget", 3*time.Minute, "time the security group benchmarks may take (the scale levels stop before)")
 	logins := flag.Int("logins", 20, "launches per image measured to the first SSH login")
-	only := flag.String("only", "", "run only the api, instances, network, secgroups or ssh benchmarks")
+	volumeReps := flag.Int("volume-reps", 3, "runs per volume I/O measurement")
+	only := flag.String("only", "", "run only the api, instances, network, secgroups, ssh or volumes benchmarks")
 	flag.Parse()
 	var err error
 	if *only == "" || *only == "api" {
@@ -66,6 +67,9 @@ func main() {
 	}
 	if err == nil && (*only == "" || *only == "ssh") {
 		err = benchSSH(context.Background(), *logins)
+	}
+	if err == nil && (*only == "" || *only == "volumes") {
+		err = benchVolumes(context.Background(), *volumeReps)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
