@@ -16,6 +16,7 @@ import (
 	"nubo/internal/blockstore"
 	"nubo/internal/image"
 	"nubo/internal/instance"
+	"nubo/internal/kms"
 	"nubo/internal/network"
 	netlinux "nubo/internal/network/linux"
 	"nubo/internal/runtime"
@@ -106,6 +107,7 @@ func startHost(ctx context.Context, cfg Config, st *store.Store, images *ami.Reg
 		Store: st, Host: cfg.Host.Name, Runtime: rt, Network: nd, VPCs: vpcs,
 		Roots:         volume.Roots{Dir: filepath.Join(cfg.DataDir, "volumes")},
 		Blocks:        blocks,
+		Keys:          &kms.Service{Store: st},
 		Images:        images,
 		ImageRoot:     func(im ami.Image) string { return filepath.Join(cfg.ImageDir, im.Location, "rootfs") },
 		Dir:           filepath.Join(cfg.DataDir, "instances"),
