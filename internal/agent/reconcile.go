@@ -159,6 +159,11 @@ func (a *Agent) boot(ctx context.Context, key string, in instance.Instance, exis
 		if err != nil {
 			return fmt.Errorf("volumes of %s: %w", in.ID, err)
 		}
+		local, err := a.ephemeralDevices(ctx, in.ID, it)
+		if err != nil {
+			return fmt.Errorf("instance store of %s: %w", in.ID, err)
+		}
+		devices = append(local, devices...)
 		spec := runtime.Spec{
 			ID: in.ID, RootFS: a.rootfs(in.ID), Hostname: in.Hostname, Init: im.Init,
 			// NUBO_INSTANCE_ID spares nubo-init a metadata request at boot.
@@ -225,6 +230,9 @@ func (a *Agent) ensureStopped(ctx context.Context, key string, in instance.Insta
 		grace = 0 // StopInstances --force: no time to flush or shut down
 	}
 	if err := a.halt(ctx, in.ID, grace); err != nil {
+		return err
+	}
+	if err := a.wipeEphemeral(ctx, in.ID, ephemeralCount(in.InstanceType)); err != nil {
 		return err
 	}
 	if err := a.detachNetwork(ctx, in); err != nil {
@@ -319,6 +327,9 @@ func (a *Agent) ensureTerminated(ctx context.Context, key string, in instance.In
 	if err := a.halt(ctx, in.ID, a.StopGrace); err != nil {
 		return err
 	}
+	if err := a.wipeEphemeral(ctx, in.ID, ephemeralCount(in.InstanceType)); err != nil {
+		return err
+	}
 	if err := a.detachNetwork(ctx, in); err != nil {
 		return err
 	}
@@ -388,6 +399,9 @@ func (a *Agent) setState(ctx context.Context, key string, seen instance.Instance
 func (a *Agent) removeOrphan(ctx context.Context, id string) error {
 	a.forget(id)
 	if err := a.halt(ctx, id, a.StopGrace); err != nil {
+		return err
+	}
+	if err := a.wipeEphemeral(ctx, id, maxEphemeral); err != nil {
 		return err
 	}
 	return a.Network.Detach(ctx, id)

@@ -313,3 +313,41 @@ func TestVolumesAcrossStopAndTermination(t *testing.T) {
 	v.waitVolume(t, keep, "freed by termination", state(volume.Available))
 	v.waitVolume(t, drop, "deleted with its instance", gone)
 }
+
+// Instance store: i3.large's disk exists while the instance runs, with a
+// key of its own, and is wiped at stop; the next start gets a fresh one.
+func TestInstanceStore(t *testing.T) {
+	v := newEnv(t, 8)
+	ctx := context.Background()
+	id := v.run(t, instance.RunSpec{InstanceType: "i3.large"})[0]
+	v.wait(t, id, instance.Running)
+	disk := ephemeralID(id, 0)
+	first, ok := v.blocks.vol(disk)
+	if !ok || first.size != 475_000_000_000/4096*4096 || len(first.key) != blockstore.KeySize || first.loop == 0 {
+		t.Fatalf("instance store disk %+v (exists %v)", first, ok)
+	}
+	if devs := v.rt.Devices(id); len(devs) != 1 || devs[0].Name != "/dev/nvme1n1" {
+		t.Fatalf("devices %+v", devs)
+	}
+	if _, err := v.svc.Stop(ctx, account, []string{id}, false); err != nil {
+		t.Fatal(err)
+	}
+	v.wait(t, id, instance.Stopped)
+	if _, ok := v.blocks.vol(disk); ok {
+		t.Fatal("instance store kept across a stop")
+	}
+	if _, err := v.svc.Start(ctx, account, []string{id}); err != nil {
+		t.Fatal(err)
+	}
+	v.wait(t, id, instance.Running)
+	if again, ok := v.blocks.vol(disk); !ok || bytes.Equal(again.key, first.key) {
+		t.Fatal("no fresh instance store disk after start")
+	}
+	if _, err := v.svc.Terminate(ctx, account, []string{id}); err != nil {
+		t.Fatal(err)
+	}
+	v.wait(t, id, instance.Terminated)
+	if _, ok := v.blocks.vol(disk); ok {
+		t.Fatal("instance store kept after termination")
+	}
+}
