@@ -6,6 +6,8 @@
 package volume
 
 import (
+	"strconv"
+	"strings"
 	"time"
 
 	"nubo/internal/resource"
@@ -94,4 +96,53 @@ type Modification struct {
 	TargetType         string    `json:"targetType"`
 	TargetIops         int       `json:"targetIops"`
 	TargetThroughput   int       `json:"targetThroughput"`
+}
+
+// NormalizeDevice checks a device name as AttachVolume takes it (/dev/sdf,
+// or sdf as EC2 also accepts) and returns it with /dev/: what Attachment
+// holds and the instance sees. Names as EC2's Linux instances have them:
+// /dev/sd[a-z] (partitions 1–15 too), /dev/xvd[a-z], /dev/xvd[b-c][a-z].
+func NormalizeDevice(name string) (string, bool) {
+	base := strings.TrimPrefix(name, "/dev/")
+	var rest string
+	switch {
+	case strings.HasPrefix(base, "xvd"):
+		rest = base[3:]
+		if len(rest) == 2 && (rest[0] == 'b' || rest[0] == 'c') && isLower(rest[1]) {
+			return "/dev/" + base, true
+		}
+		return "/dev/" + base, len(rest) == 1 && isLower(rest[0])
+	case strings.HasPrefix(base, "sd"):
+		rest = base[2:]
+	default:
+		return name, false
+	}
+	if len(rest) == 0 || !isLower(rest[0]) {
+		return name, false
+	}
+	if part := rest[1:]; part != "" {
+		n, err := strconv.Atoi(part)
+		if err != nil || n < 1 || n > 15 || part[0] == '0' {
+			return name, false
+		}
+	}
+	return "/dev/" + base, true
+}
+
+func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
+
+// SameDisk reports whether two normalized device names overlap: equal, or
+// a disk and one of its partitions (/dev/sda and /dev/sda1).
+func SameDisk(a, b string) bool {
+	disk := func(d string) string { return strings.TrimRight(d, "0123456789") }
+	return a == b || disk(a) == disk(b) && (a == disk(a) || b == disk(b))
+}
+
+// Status is the attachment's state; records older than attachment states
+// (root volumes) hold "", which is attached.
+func (a Attachment) Status() string {
+	if a.State == "" {
+		return Attached
+	}
+	return a.State
 }
