@@ -17,6 +17,7 @@ import (
 	"nubo/internal/instance"
 	"nubo/internal/keypair"
 	"nubo/internal/resource"
+	"nubo/internal/volume"
 	"nubo/internal/vpc"
 )
 
@@ -162,7 +163,7 @@ func (v *view) metaData() (map[string]node, error) {
 		"ami-id":               leaf(in.ImageID),
 		"ami-launch-index":     leaf(strconv.Itoa(in.LaunchIndex)),
 		"ami-manifest-path":    leaf("(unknown)"), // EBS-backed
-		"block-device-mapping": fixed(map[string]node{"ami": leaf(in.RootDevice), "root": leaf(in.RootDevice)}),
+		"block-device-mapping": dir(v.blockDevices),
 		"hostname":             leaf(private),
 		"instance-action":      leaf("none"),
 		"instance-id":          leaf(in.ID),
@@ -208,6 +209,27 @@ func (v *view) metaData() (map[string]node, error) {
 			}
 		}
 		m["tags"] = fixed(map[string]node{"instance": fixed(tags)})
+	}
+	return m, nil
+}
+
+// blockDevices is block-device-mapping/: the root device as "ami" and
+// "root", and each attached EBS volume as ebsN (N from 1, in attach order)
+// whose value is its device name without /dev/, as EC2 serves them.
+func (v *view) blockDevices() (map[string]node, error) {
+	m := map[string]node{"ami": leaf(v.in.RootDevice), "root": leaf(v.in.RootDevice)}
+	sc := resource.Scope{Account: v.in.Account, Region: v.s.Region}
+	vols, err := (&volume.Service{Store: v.s.Store}).Attached(v.ctx, sc, v.in.ID)
+	if err != nil {
+		return nil, fmt.Errorf("volumes of %s: %w", v.in.ID, err)
+	}
+	n := 0
+	for _, vol := range vols {
+		if vol.Attachment.Status() != volume.Attached { // no device yet, or going
+			continue
+		}
+		n++
+		m["ebs"+strconv.Itoa(n)] = leaf(strings.TrimPrefix(vol.Attachment.Device, "/dev/"))
 	}
 	return m, nil
 }
