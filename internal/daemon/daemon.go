@@ -23,9 +23,11 @@ import (
 	"nubo/internal/imds"
 	"nubo/internal/instance"
 	"nubo/internal/keypair"
+	"nubo/internal/kms"
 	"nubo/internal/resource"
 	"nubo/internal/secgroup"
 	"nubo/internal/store"
+	"nubo/internal/volume"
 	"nubo/internal/vpc"
 )
 
@@ -134,6 +136,8 @@ func Run(ctx context.Context, cfg Config) error {
 		VPCs:    vpcs,
 
 		SecurityGroups: groups,
+		// Volumes go to the instances' one host until the scheduler.
+		Volumes: &volume.Service{Store: st, Host: cfg.Host.Name, Zones: zones, KMS: &kms.Service{Store: st}},
 	}
 	q := &ec2query.Server{
 		Region:  cfg.Region,

@@ -13,6 +13,7 @@ import (
 	"nubo/internal/keypair"
 	"nubo/internal/resource"
 	"nubo/internal/secgroup"
+	"nubo/internal/volume"
 	"nubo/internal/vpc"
 )
 
@@ -26,6 +27,8 @@ type API struct {
 	VPCs      *vpc.Service
 	// SecurityGroups keeps security groups and their rules.
 	SecurityGroups *secgroup.Service
+	// Volumes keeps EBS volumes (nil: the instance calls show root volumes only).
+	Volumes *volume.Service
 	// Console returns an instance's console output and when it was taken.
 	Console func(ctx context.Context, id string) ([]byte, time.Time, error)
 }
@@ -97,6 +100,20 @@ func (a *API) Actions() map[string]ec2query.Handler {
 		"ModifySecurityGroupRules":                   a.modifySecurityGroupRules,
 		"UpdateSecurityGroupRuleDescriptionsIngress": a.updateSecurityGroupRuleDescriptionsIngress,
 		"UpdateSecurityGroupRuleDescriptionsEgress":  a.updateSecurityGroupRuleDescriptionsEgress,
+
+		"CreateVolume":                  a.createVolume,
+		"DescribeVolumes":               a.describeVolumes,
+		"DeleteVolume":                  a.deleteVolume,
+		"AttachVolume":                  a.attachVolume,
+		"DetachVolume":                  a.detachVolume,
+		"ModifyVolume":                  a.modifyVolume,
+		"DescribeVolumesModifications":  a.describeVolumesModifications,
+		"DescribeVolumeStatus":          a.describeVolumeStatus,
+		"DescribeVolumeAttribute":       a.describeVolumeAttribute,
+		"EnableEbsEncryptionByDefault":  a.enableEbsEncryptionByDefault,
+		"DisableEbsEncryptionByDefault": a.disableEbsEncryptionByDefault,
+		"GetEbsEncryptionByDefault":     a.getEbsEncryptionByDefault,
+		"GetEbsDefaultKmsKeyId":         a.getEbsDefaultKmsKeyID,
 	}
 }
 

@@ -44,6 +44,7 @@ func (a *API) describeInstanceAttribute(ctx context.Context, r *ec2query.Request
 		InstanceInitiatedShutdownBehavior *valueItem                    `xml:"instanceInitiatedShutdownBehavior,omitempty"`
 		RootDeviceName                    *valueItem                    `xml:"rootDeviceName,omitempty"`
 		GroupSet                          *ec2query.List[instanceGroup] `xml:"groupSet,omitempty"`
+		BlockDeviceMapping                *ec2query.List[blockDevice]   `xml:"blockDeviceMapping,omitempty"`
 	}{InstanceID: id}
 	switch attr {
 	case "instanceType":
@@ -59,8 +60,18 @@ func (a *API) describeInstanceAttribute(ctx context.Context, r *ec2query.Request
 	case "groupSet":
 		set := instanceGroupSet(in.SecurityGroups, nil) // IDs only, as EC2 answers
 		out.GroupSet = &set
+	case "blockDeviceMapping":
+		vols, err := a.attachedVolumes(ctx, r.Account)
+		if err != nil {
+			return nil, err
+		}
+		set := ec2query.List[blockDevice]{}
+		if in.State != instance.Terminated { // its volumes are gone or detached
+			set.Items = blockDevices(in, vols[in.ID])
+		}
+		out.BlockDeviceMapping = &set
 	default:
-		return nil, apierr.InvalidValue("Attribute", attr, "nubo supports instanceType, userData, disableApiTermination, instanceInitiatedShutdownBehavior, rootDeviceName and groupSet.")
+		return nil, apierr.InvalidValue("Attribute", attr, "nubo supports instanceType, userData, disableApiTermination, instanceInitiatedShutdownBehavior, rootDeviceName, groupSet and blockDeviceMapping.")
 	}
 	return out, nil
 }
@@ -119,6 +130,12 @@ func (a *API) modifyInstanceAttribute(ctx context.Context, r *ec2query.Request) 
 		}
 		mutations = append(mutations, func(in *instance.Instance) error { in.ShutdownBehavior = v; return nil })
 	}
+	// Volumes' DeleteOnTermination lives on the volumes (and, for the root,
+	// on the instance too): set by the volume service, not a mutation.
+	flags, err := deleteOnTerminationFlags(p)
+	if err != nil {
+		return nil, err
+	}
 	// Security groups are written with a check on each group: not a mutation.
 	groups := p.Strings("GroupId")
 	if err := checkGroupIDs(groups); err != nil {
@@ -127,10 +144,13 @@ func (a *API) modifyInstanceAttribute(ctx context.Context, r *ec2query.Request) 
 	if p.String("Attribute") == "groupSet" && len(groups) == 0 {
 		return nil, apierr.Missing("GroupId")
 	}
-	if len(groups) > 0 && len(mutations) > 0 {
+	if len(groups) > 0 && len(mutations)+len(flags) > 0 {
 		return nil, apierr.New(apierr.InvalidParameterCombination, "Security groups (GroupId.N) must be modified on their own, without other attributes.")
 	}
-	if len(mutations) == 0 && len(groups) == 0 {
+	if len(flags) > 0 && len(mutations) > 0 {
+		return nil, apierr.New(apierr.InvalidParameterCombination, "BlockDeviceMapping must be modified on its own, without other attributes.")
+	}
+	if len(mutations) == 0 && len(groups) == 0 && len(flags) == 0 {
 		return nil, apierr.New(apierr.MissingParameter, "The request must contain an attribute to modify (e.g. InstanceType.Value, DisableApiTermination.Value).")
 	}
 	if err := r.CheckDryRun(); err != nil {
@@ -139,6 +159,20 @@ func (a *API) modifyInstanceAttribute(ctx context.Context, r *ec2query.Request) 
 	if len(groups) > 0 {
 		if err := a.Instances.SetSecurityGroups(ctx, r.Account, id, groups); err != nil {
 			return nil, err
+		}
+		return returnTrue{true}, nil
+	}
+	if len(flags) > 0 {
+		if a.Volumes == nil {
+			return nil, apierr.New(apierr.UnsupportedOperation, "Block device mappings cannot be modified here.")
+		}
+		if _, err := a.Instances.Get(ctx, r.Account, id); err != nil {
+			return nil, err
+		}
+		for _, f := range flags {
+			if err := a.Volumes.SetDeleteOnTermination(ctx, a.scope(r), id, f.device, f.deleteOnTermination); err != nil {
+				return nil, err
+			}
 		}
 		return returnTrue{true}, nil
 	}
@@ -154,4 +188,32 @@ func (a *API) modifyInstanceAttribute(ctx context.Context, r *ec2query.Request) 
 		return nil, err
 	}
 	return returnTrue{true}, nil
+}
+
+// deviceFlag is one BlockDeviceMapping.N of ModifyInstanceAttribute.
+type deviceFlag struct {
+	device              string
+	deleteOnTermination bool
+}
+
+// deleteOnTerminationFlags reads BlockDeviceMapping.N.DeviceName and
+// .Ebs.DeleteOnTermination, the one change EC2 makes to attached volumes.
+func deleteOnTerminationFlags(p ec2query.Params) ([]deviceFlag, error) {
+	var out []deviceFlag
+	for _, m := range p.Members("BlockDeviceMapping") {
+		dev, err := m.Required("DeviceName")
+		if err != nil {
+			return nil, err
+		}
+		ebs := m.Member("Ebs")
+		flag, err := ebs.OptBool("DeleteOnTermination")
+		if err != nil {
+			return nil, err
+		}
+		if flag == nil {
+			return nil, apierr.Missing(ebs.Name("DeleteOnTermination"))
+		}
+		out = append(out, deviceFlag{dev, *flag})
+	}
+	return out, nil
 }

@@ -14,6 +14,7 @@ import (
 	"nubo/internal/catalog"
 	"nubo/internal/instance"
 	"nubo/internal/resource"
+	"nubo/internal/volume"
 	"nubo/internal/vpc"
 )
 
@@ -151,7 +152,7 @@ func (a *API) runInstances(ctx context.Context, r *ec2query.Request) (any, error
 	items := make([]instanceItem, len(res.Instances))
 	names := a.dnsNamer(ctx, r.Account)
 	for i, in := range res.Instances {
-		items[i] = a.instanceItem(in, names, groups)
+		items[i] = a.instanceItem(in, names, groups, nil) // nothing attached yet
 	}
 	return struct {
 		ReservationID string                      `xml:"reservationId"`
@@ -197,6 +198,60 @@ type ebsMapping struct {
 type blockDevice struct {
 	DeviceName string     `xml:"deviceName"`
 	Ebs        ebsMapping `xml:"ebs"`
+}
+
+// blockDevices is an instance's block device mapping: its root volume, then
+// the block volumes attached to it (vols, in attach order) in whatever
+// state their attachment is.
+func blockDevices(in instance.Instance, vols []volume.Volume) []blockDevice {
+	out := []blockDevice{{DeviceName: in.RootDevice, Ebs: ebsMapping{
+		VolumeID: in.RootVolumeID, Status: volume.Attached, AttachTime: ec2query.Time(in.LaunchTime), DeleteOnTermination: in.DeleteOnTermination}}}
+	for _, v := range vols {
+		a := v.Attachment
+		out = append(out, blockDevice{DeviceName: a.Device, Ebs: ebsMapping{
+			VolumeID: v.ID, Status: a.Status(), AttachTime: ec2query.Time(a.AttachTime), DeleteOnTermination: a.DeleteOnTermination}})
+	}
+	return out
+}
+
+// attachedVolumes maps instance IDs to the block volumes attached to them,
+// read once per call; none when the API keeps no volumes.
+func (a *API) attachedVolumes(ctx context.Context, account string) (map[string][]volume.Volume, error) {
+	if a.Volumes == nil {
+		return map[string][]volume.Volume{}, nil
+	}
+	vols, err := a.Volumes.List(ctx, resource.Scope{Account: account, Region: a.Region.Name})
+	if err != nil {
+		return nil, err
+	}
+	return volume.ByInstance(vols), nil
+}
+
+// bdmFilters are the block-device-mapping.* filters over the mappings
+// blockDevices makes with vols.
+func bdmFilters(vols map[string][]volume.Volume) map[string]ec2query.FilterFunc[instance.Instance] {
+	values := func(get func(blockDevice) []string) ec2query.FilterFunc[instance.Instance] {
+		return func(in instance.Instance) []string {
+			if in.State == instance.Terminated {
+				return nil
+			}
+			var out []string
+			for _, d := range blockDevices(in, vols[in.ID]) {
+				out = append(out, get(d)...)
+			}
+			return out
+		}
+	}
+	return map[string]ec2query.FilterFunc[instance.Instance]{
+		"block-device-mapping.attach-time": values(func(d blockDevice) []string {
+			t, _ := time.Parse("2006-01-02T15:04:05.000Z", d.Ebs.AttachTime)
+			return []string{d.Ebs.AttachTime, t.Format(time.RFC3339)}
+		}),
+		"block-device-mapping.delete-on-termination": values(func(d blockDevice) []string { return one(strconv.FormatBool(d.Ebs.DeleteOnTermination)) }),
+		"block-device-mapping.device-name":           values(func(d blockDevice) []string { return one(d.DeviceName) }),
+		"block-device-mapping.status":                values(func(d blockDevice) []string { return one(d.Ebs.Status) }),
+		"block-device-mapping.volume-id":             values(func(d blockDevice) []string { return one(d.Ebs.VolumeID) }),
+	}
 }
 
 type instanceItem struct {
@@ -277,8 +332,9 @@ func (a *API) dnsNamer(ctx context.Context, account string) func(instance.Instan
 	}
 }
 
-// instanceItem renders an instance; groups maps security group IDs to names.
-func (a *API) instanceItem(in instance.Instance, names func(instance.Instance) (string, string), groups map[string]string) instanceItem {
+// instanceItem renders an instance; groups maps security group IDs to
+// names; vols are the block volumes attached to it.
+func (a *API) instanceItem(in instance.Instance, names func(instance.Instance) (string, string), groups map[string]string, vols []volume.Volume) instanceItem {
 	it, _ := catalog.LookupInstanceType(in.InstanceType)
 	private, public := names(in)
 	item := instanceItem{
@@ -318,8 +374,7 @@ func (a *API) instanceItem(in instance.Instance, names func(instance.Instance) (
 	}
 	if in.State != instance.Terminated { // its interface and volume are gone
 		item.GroupSet = instanceGroupSet(in.SecurityGroups, groups)
-		item.BlockDeviceMapping.Items = []blockDevice{{DeviceName: in.RootDevice, Ebs: ebsMapping{
-			VolumeID: in.RootVolumeID, Status: "attached", AttachTime: ec2query.Time(in.LaunchTime), DeleteOnTermination: in.DeleteOnTermination}}}
+		item.BlockDeviceMapping.Items = blockDevices(in, vols)
 	}
 	return item
 }
@@ -329,23 +384,21 @@ func launchTimeValue(in instance.Instance) []string {
 }
 
 var instanceFilters = map[string]ec2query.FilterFunc[instance.Instance]{
-	"instance-id":                      func(in instance.Instance) []string { return []string{in.ID} },
-	"instance-state-name":              func(in instance.Instance) []string { return []string{in.State} },
-	"instance-state-code":              func(in instance.Instance) []string { return []string{strconv.Itoa(instance.StateCode(in.State))} },
-	"instance-type":                    func(in instance.Instance) []string { return []string{in.InstanceType} },
-	"image-id":                         func(in instance.Instance) []string { return []string{in.ImageID} },
-	"key-name":                         func(in instance.Instance) []string { return []string{in.KeyName} },
-	"availability-zone":                func(in instance.Instance) []string { return []string{in.Zone} },
-	"placement.availability-zone":      func(in instance.Instance) []string { return []string{in.Zone} },
-	"reservation-id":                   func(in instance.Instance) []string { return []string{in.ReservationID} },
-	"launch-time":                      launchTimeValue,
-	"launch-index":                     func(in instance.Instance) []string { return []string{strconv.Itoa(in.LaunchIndex)} },
-	"client-token":                     func(in instance.Instance) []string { return []string{in.ClientToken} },
-	"architecture":                     func(in instance.Instance) []string { return []string{"x86_64"} },
-	"root-device-type":                 func(in instance.Instance) []string { return []string{"ebs"} },
-	"root-device-name":                 func(in instance.Instance) []string { return []string{in.RootDevice} },
-	"block-device-mapping.volume-id":   func(in instance.Instance) []string { return []string{in.RootVolumeID} },
-	"block-device-mapping.device-name": func(in instance.Instance) []string { return []string{in.RootDevice} },
+	"instance-id":                 func(in instance.Instance) []string { return []string{in.ID} },
+	"instance-state-name":         func(in instance.Instance) []string { return []string{in.State} },
+	"instance-state-code":         func(in instance.Instance) []string { return []string{strconv.Itoa(instance.StateCode(in.State))} },
+	"instance-type":               func(in instance.Instance) []string { return []string{in.InstanceType} },
+	"image-id":                    func(in instance.Instance) []string { return []string{in.ImageID} },
+	"key-name":                    func(in instance.Instance) []string { return []string{in.KeyName} },
+	"availability-zone":           func(in instance.Instance) []string { return []string{in.Zone} },
+	"placement.availability-zone": func(in instance.Instance) []string { return []string{in.Zone} },
+	"reservation-id":              func(in instance.Instance) []string { return []string{in.ReservationID} },
+	"launch-time":                 launchTimeValue,
+	"launch-index":                func(in instance.Instance) []string { return []string{strconv.Itoa(in.LaunchIndex)} },
+	"client-token":                func(in instance.Instance) []string { return []string{in.ClientToken} },
+	"architecture":                func(in instance.Instance) []string { return []string{"x86_64"} },
+	"root-device-type":            func(in instance.Instance) []string { return []string{"ebs"} },
+	"root-device-name":            func(in instance.Instance) []string { return []string{in.RootDevice} },
 	"state-reason-code": func(in instance.Instance) []string {
 		if in.StateReason == nil {
 			return nil
@@ -387,8 +440,9 @@ var instanceFilters = map[string]ec2query.FilterFunc[instance.Instance]{
 func instanceTags(in instance.Instance) ec2query.Tags { return in.Tags }
 
 // selectInstances lists the account's instances, narrowed to InstanceId.N
-// (each of which must exist) and filters.
-func (a *API) selectInstances(ctx context.Context, r *ec2query.Request) ([]instance.Instance, error) {
+// (each of which must exist) and filters; vols (attachedVolumes, nil: read
+// here if a filter needs it) are the attached volumes.
+func (a *API) selectInstances(ctx context.Context, r *ec2query.Request, vols map[string][]volume.Volume) ([]instance.Instance, error) {
 	filters, err := ec2query.ParseFilters(r.Params)
 	if err != nil {
 		return nil, err
@@ -400,8 +454,19 @@ func (a *API) selectInstances(ctx context.Context, r *ec2query.Request) ([]insta
 				return nil, err
 			}
 		}
+		if strings.HasPrefix(f.Name, "block-device-mapping.") && vols == nil {
+			if vols, err = a.attachedVolumes(ctx, r.Account); err != nil {
+				return nil, err
+			}
+		}
 	}
-	m, err := ec2query.CompileWith(filters, instanceFilter(names), instanceTags)
+	bdm, known := bdmFilters(vols), instanceFilter(names)
+	m, err := ec2query.CompileWith(filters, func(name string) (ec2query.FilterFunc[instance.Instance], bool) {
+		if f, ok := bdm[name]; ok {
+			return f, true
+		}
+		return known(name)
+	}, instanceTags)
 	if err != nil {
 		return nil, err
 	}
@@ -443,7 +508,11 @@ func (a *API) describeInstances(ctx context.Context, r *ec2query.Request) (any, 
 	if page.Max > 0 && len(r.Params.Strings("InstanceId")) > 0 {
 		return nil, apierr.New(apierr.InvalidParameterCombination, "The parameter instancesSet cannot be used with the parameter maxResults")
 	}
-	all, err := a.selectInstances(ctx, r)
+	vols, err := a.attachedVolumes(ctx, r.Account)
+	if err != nil {
+		return nil, err
+	}
+	all, err := a.selectInstances(ctx, r, vols)
 	if err != nil {
 		return nil, err
 	}
@@ -466,7 +535,7 @@ func (a *API) describeInstances(ctx context.Context, r *ec2query.Request) (any, 
 			index[in.ReservationID] = i
 			out = append(out, reservationItem{ReservationID: in.ReservationID, OwnerID: in.Account})
 		}
-		out[i].InstancesSet.Items = append(out[i].InstancesSet.Items, a.instanceItem(in, names, groups))
+		out[i].InstancesSet.Items = append(out[i].InstancesSet.Items, a.instanceItem(in, names, groups, vols[in.ID]))
 	}
 	return struct {
 		ReservationSet ec2query.List[reservationItem] `xml:"reservationSet"`
@@ -501,7 +570,7 @@ func (a *API) describeInstanceStatus(ctx context.Context, r *ec2query.Request) (
 	if err != nil {
 		return nil, err
 	}
-	all, err := a.selectInstances(ctx, r)
+	all, err := a.selectInstances(ctx, r, nil)
 	if err != nil {
 		return nil, err
 	}
