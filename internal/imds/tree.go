@@ -14,6 +14,7 @@ import (
 
 	"nubo/internal/api/eic"
 	"nubo/internal/apierr"
+	"nubo/internal/catalog"
 	"nubo/internal/instance"
 	"nubo/internal/keypair"
 	"nubo/internal/resource"
@@ -215,7 +216,8 @@ func (v *view) metaData() (map[string]node, error) {
 
 // blockDevices is block-device-mapping/: the root device as "ami" and
 // "root", and each attached EBS volume as ebsN (N from 1, in attach order)
-// whose value is its device name without /dev/, as EC2 serves them.
+// whose value is its device name without /dev/, and instance store disks
+// as ephemeralN, as EC2 serves them.
 func (v *view) blockDevices() (map[string]node, error) {
 	m := map[string]node{"ami": leaf(v.in.RootDevice), "root": leaf(v.in.RootDevice)}
 	sc := resource.Scope{Account: v.in.Account, Region: v.s.Region}
@@ -230,6 +232,17 @@ func (v *view) blockDevices() (map[string]node, error) {
 		}
 		n++
 		m["ebs"+strconv.Itoa(n)] = leaf(strings.TrimPrefix(vol.Attachment.Device, "/dev/"))
+	}
+	// Instance store disks, named as EC2 maps them (the instance sees
+	// them as NVMe devices).
+	if it, ok := catalog.LookupInstanceType(v.in.InstanceType); ok && it.InstanceStorageInfo != nil {
+		i := 0
+		for _, d := range it.InstanceStorageInfo.Disks {
+			for range d.Count {
+				m["ephemeral"+strconv.Itoa(i)] = leaf("sd" + string(rune('b'+i)))
+				i++
+			}
+		}
 	}
 	return m, nil
 }
