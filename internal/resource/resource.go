@@ -32,6 +32,7 @@ var (
 	Image    = Kind{Name: "image", IDPrefix: "ami", NotFoundCode: "InvalidAMIID.NotFound"}
 	Instance = Kind{Name: "instance", IDPrefix: "i", NotFoundCode: "InvalidInstanceID.NotFound"}
 	Volume   = Kind{Name: "volume", IDPrefix: "vol", NotFoundCode: "InvalidVolume.NotFound"}
+	Snapshot = Kind{Name: "snapshot", IDPrefix: "snap", NotFoundCode: "InvalidSnapshot.NotFound"}
 
 	VPC             = Kind{Name: "vpc", IDPrefix: "vpc", NotFoundCode: "InvalidVpcID.NotFound"}
 	Subnet          = Kind{Name: "subnet", IDPrefix: "subnet", NotFoundCode: "InvalidSubnetID.NotFound"}
@@ -50,7 +51,7 @@ var (
 )
 
 // Kinds lists every kind, for lookups by ID prefix and resource-type name.
-var Kinds = []Kind{KeyPair, Image, Instance, Volume, VPC, Subnet, InternetGateway, RouteTable, ElasticIP, SecurityGroup, SecurityGroupRule}
+var Kinds = []Kind{KeyPair, Image, Instance, Volume, Snapshot, VPC, Subnet, InternetGateway, RouteTable, ElasticIP, SecurityGroup, SecurityGroupRule}
 
 // Reservation is not a stored resource, only an ID prefix.
 var Reservation = Kind{Name: "reservation", IDPrefix: "r"}
