@@ -28,7 +28,9 @@ type Service struct {
 	Host  string   // where new volumes go (one host until the scheduler)
 	Zones []string // the region's zones
 	KMS   *kms.Service
-	Now   func() time.Time
+	// Snapshots finds the snapshots CreateVolume restores (package snapshot).
+	Snapshots Snapshots
+	Now       func() time.Time
 	// MaxVolumes is the quota of volumes per region; 0 means MaxPerRegion
 	// (tests lower it).
 	MaxVolumes int
@@ -180,10 +182,8 @@ type plan struct {
 	Perf
 	encrypted bool
 	keyARN    string
+	checks    []store.Op // records that must not change before the volume's is written
 }
-
-// snapshotKind names snapshot IDs; no snapshot is stored yet.
-var snapshotKind = resource.Kind{Name: "snapshot", IDPrefix: "snap", NotFoundCode: "InvalidSnapshot.NotFound"}
 
 // Validate checks a CreateVolume request without writing anything (but
 // the account's default KMS key, made on first use).
@@ -202,11 +202,13 @@ func (s *Service) validate(ctx context.Context, sc resource.Scope, spec CreateSp
 	if !slices.Contains(s.Zones, spec.Zone) {
 		return plan{}, apierr.New("InvalidZone.NotFound", "The zone '%s' does not exist (AvailabilityZone). Zones of this region: %v.", spec.Zone, s.Zones)
 	}
+	var checks []store.Op
 	if spec.SnapshotID != "" {
-		if !resource.ValidID(snapshotKind, spec.SnapshotID) {
-			return plan{}, apierr.New("InvalidSnapshotID.Malformed", "Invalid id: \"%s\" (expecting \"snap-...\")", spec.SnapshotID)
+		check, err := s.fromSnapshot(ctx, sc, &spec)
+		if err != nil {
+			return plan{}, err
 		}
-		return plan{}, apierr.New(snapshotKind.NotFoundCode, "The snapshot '%s' does not exist.", spec.SnapshotID)
+		checks = append(checks, check)
 	}
 	if spec.SizeGiB == 0 {
 		return plan{}, apierr.New(apierr.MissingParameter, "The request must contain the parameter Size or SnapshotId.")
@@ -223,7 +225,7 @@ func (s *Service) validate(ctx context.Context, sc resource.Scope, spec CreateSp
 	if err != nil {
 		return plan{}, err
 	}
-	p := plan{Perf: perf}
+	p := plan{Perf: perf, checks: checks}
 	p.encrypted, p.keyARN, err = s.encryption(ctx, sc, spec)
 	return p, err
 }
@@ -322,7 +324,7 @@ func (s *Service) Create(ctx context.Context, sc resource.Scope, spec CreateSpec
 		Meta:    resource.Meta{ID: resource.NewID(resource.Volume), Tags: tags, CreateTime: s.now()},
 		Backing: BackingBlock, SizeGiB: p.SizeGiB, Zone: spec.Zone,
 		Type: p.Type, Iops: p.Iops, Throughput: p.Throughput,
-		State: Creating, Host: s.Host, Encrypted: p.encrypted, KmsKeyID: p.keyARN,
+		State: Creating, Host: s.Host, Encrypted: p.encrypted, KmsKeyID: p.keyARN, SnapshotID: spec.SnapshotID,
 	}
 	if p.encrypted {
 		plain, wrapped, err := s.KMS.GenerateDataKey(ctx, sc, p.keyARN, DataKeyBytes)
@@ -332,7 +334,7 @@ func (s *Service) Create(ctx context.Context, sc resource.Scope, spec CreateSpec
 		clear(plain) // the agent unwraps its own copy
 		v.WrappedKey = wrapped
 	}
-	ops := []store.Op{{Key: resource.Key(sc, resource.Volume, v.ID), Value: v}}
+	ops := append([]store.Op{{Key: resource.Key(sc, resource.Volume, v.ID), Value: v}}, p.checks...)
 	if spec.ClientToken != "" {
 		ops = append(ops, store.Op{Key: idemKey(sc, spec.ClientToken), Value: idempotency{spec.hash(), v.ID}})
 	}
@@ -344,7 +346,7 @@ func (s *Service) Create(ctx context.Context, sc resource.Scope, spec CreateSpec
 		}
 	}
 	if err != nil {
-		return Volume{}, fmt.Errorf("recording volume %s: %w", v.ID, err)
+		return Volume{}, fmt.Errorf("recording volume %s: %w", v.ID, snapshotChanged(spec, err))
 	}
 	return v, nil
 }

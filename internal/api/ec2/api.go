@@ -13,6 +13,7 @@ import (
 	"nubo/internal/keypair"
 	"nubo/internal/resource"
 	"nubo/internal/secgroup"
+	"nubo/internal/snapshot"
 	"nubo/internal/volume"
 	"nubo/internal/vpc"
 )
@@ -29,6 +30,8 @@ type API struct {
 	SecurityGroups *secgroup.Service
 	// Volumes keeps EBS volumes (nil: the instance calls show root volumes only).
 	Volumes *volume.Service
+	// Snapshots keeps EBS snapshots.
+	Snapshots *snapshot.Service
 	// Console returns an instance's console output and when it was taken.
 	Console func(ctx context.Context, id string) ([]byte, time.Time, error)
 }
@@ -114,6 +117,15 @@ func (a *API) Actions() map[string]ec2query.Handler {
 		"DisableEbsEncryptionByDefault": a.disableEbsEncryptionByDefault,
 		"GetEbsEncryptionByDefault":     a.getEbsEncryptionByDefault,
 		"GetEbsDefaultKmsKeyId":         a.getEbsDefaultKmsKeyID,
+
+		"CreateSnapshot":            a.createSnapshot,
+		"CreateSnapshots":           a.createSnapshots,
+		"DescribeSnapshots":         a.describeSnapshots,
+		"DeleteSnapshot":            a.deleteSnapshot,
+		"CopySnapshot":              a.copySnapshot,
+		"DescribeSnapshotAttribute": a.describeSnapshotAttribute,
+		"ModifySnapshotAttribute":   a.modifySnapshotAttribute,
+		"ResetSnapshotAttribute":    a.resetSnapshotAttribute,
 	}
 }
 
