@@ -22,6 +22,7 @@ import (
 	"nubo/internal/network"
 	"nubo/internal/runtime"
 	"nubo/internal/secgroup"
+	"nubo/internal/snapstore"
 	"nubo/internal/store"
 	"nubo/internal/volume"
 	"nubo/internal/vpc"
@@ -38,6 +39,10 @@ type Agent struct {
 	// keys; nil Blocks: the host has no EBS block storage.
 	Blocks Blocks
 	Keys   Keys
+	// Snapshots keeps this host's EBS snapshots (nil: none here); Freezer
+	// holds a running instance still while its volumes are read.
+	Snapshots *snapstore.Store
+	Freezer   Freezer
 	Images  *ami.Registry
 	VPCs    *vpc.Service
 	// ImageRoot returns the local root filesystem directory of an image.
@@ -56,6 +61,7 @@ type Agent struct {
 
 	queue *queue
 	wg    sync.WaitGroup
+	snaps snapWork
 
 	mu      sync.Mutex
 	checked map[string]time.Time // when a booting instance's runtime state was last read
@@ -91,6 +97,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		go a.worker(ctx)
 	}
 	defer func() { a.queue.close(); a.wg.Wait() }()
+	a.startSnapshots(ctx)
 
 	rev, err := a.resync(ctx)
 	if err != nil {
@@ -123,7 +130,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			for _, ev := range resp.Events {
 				k := string(ev.Kv.Key)
-				if isInstanceKey(k) || isVolumeKey(k) {
+				if isInstanceKey(k) || isVolumeKey(k) || isSnapshotKey(k) {
 					a.queue.add(k)
 				}
 				if isInstanceKey(k) || strings.Contains(k, "/security-group/") {
@@ -167,7 +174,7 @@ func (a *Agent) resync(ctx context.Context) (int64, error) {
 		if k := string(kv.Key); isInstanceKey(k) {
 			known[k[strings.LastIndex(k, "/")+1:]] = true
 			a.queue.add(k)
-		} else if isVolumeKey(k) {
+		} else if isVolumeKey(k) || isSnapshotKey(k) {
 			a.queue.add(k)
 		}
 	}
@@ -231,6 +238,9 @@ func (a *Agent) reconcileKey(ctx context.Context, key string) (err error) {
 	}
 	if isVolumeKey(key) {
 		return a.reconcileVolume(ctx, key)
+	}
+	if isSnapshotKey(key) {
+		return a.reconcileSnapshot(ctx, key)
 	}
 	var in instance.Instance
 	rev, err := a.Store.Get(ctx, key, &in)

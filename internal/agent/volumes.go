@@ -124,6 +124,9 @@ func (a *Agent) createVolume(ctx context.Context, key string, sc resource.Scope,
 			err = nil
 		}
 	}
+	if err == nil && v.SnapshotID != "" {
+		err = a.restoreVolume(ctx, sc, v)
+	}
 	state, msg := volume.Available, ""
 	if err != nil {
 		if ctx.Err() != nil {
