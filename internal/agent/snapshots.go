@@ -35,7 +35,7 @@ var _ VolumeFiles = (*blockstore.Store)(nil)
 // point-in-time.
 type Freezer interface {
 	Freeze(ctx context.Context, id string, devs []uint64) (*snapstore.Frozen, error)
-	ThawAll() error
+	ThawAll(ids []string) error
 }
 
 var _ Freezer = (*snapstore.Freezer)(nil)
@@ -67,7 +67,11 @@ func isSnapshotKey(k string) bool { return strings.Contains(k, "/"+resource.Snap
 // are gone and sweeps every lineage (what a crash mid-snapshot left).
 func (a *Agent) startSnapshots(ctx context.Context) {
 	if a.Freezer != nil {
-		if err := a.Freezer.ThawAll(); err != nil {
+		ids, err := a.Runtime.List(ctx)
+		if err == nil {
+			err = a.Freezer.ThawAll(ids)
+		}
+		if err != nil {
 			a.Log.Warn("thawing instances left frozen", "err", err)
 		}
 	}

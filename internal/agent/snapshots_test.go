@@ -77,7 +77,7 @@ func (f *countingFreezer) Freeze(ctx context.Context, id string, devs []uint64) 
 	return f.real.Freeze(ctx, id, nil) // the fake devices have no sysfs
 }
 
-func (f *countingFreezer) ThawAll() error { return f.real.ThawAll() }
+func (f *countingFreezer) ThawAll(ids []string) error { return f.real.ThawAll(ids) }
 
 func (f *countingFreezer) freezes(id string) [][]uint64 {
 	f.mu.Lock()

@@ -26,6 +26,7 @@ import (
 	"nubo/internal/kms"
 	"nubo/internal/resource"
 	"nubo/internal/secgroup"
+	"nubo/internal/snapshot"
 	"nubo/internal/store"
 	"nubo/internal/volume"
 	"nubo/internal/vpc"
@@ -139,6 +140,8 @@ func Run(ctx context.Context, cfg Config) error {
 		// Volumes go to the instances' one host until the scheduler.
 		Volumes: &volume.Service{Store: st, Host: cfg.Host.Name, Zones: zones, KMS: &kms.Service{Store: st}},
 	}
+	api.Snapshots = &snapshot.Service{Store: st, Volumes: api.Volumes, KMS: api.Volumes.KMS}
+	api.Volumes.Snapshots = api.Snapshots // CreateVolume restores them
 	q := &ec2query.Server{
 		Region:  cfg.Region,
 		Actions: api.Actions(),

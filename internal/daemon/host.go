@@ -21,6 +21,7 @@ import (
 	netlinux "nubo/internal/network/linux"
 	"nubo/internal/runtime"
 	"nubo/internal/runtime/runc"
+	"nubo/internal/snapstore"
 	"nubo/internal/store"
 	"nubo/internal/volume"
 	"nubo/internal/vpc"
@@ -31,6 +32,7 @@ type host struct {
 	agent  *agent.Agent
 	net    network.Driver
 	blocks *blockstore.Store
+	snaps  *snapstore.Store
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -40,6 +42,7 @@ func (h *host) stop() {
 	h.wg.Wait()
 	_ = h.net.Close()    // stops the VPC resolvers; instances keep their network
 	_ = h.blocks.Close() // attached volumes stay attached
+	_ = h.snaps.Close()
 }
 
 // Blocks opens the EBS pool kept under dataDir.
@@ -96,6 +99,10 @@ func startHost(ctx context.Context, cfg Config, st *store.Store, images *ami.Reg
 	if err != nil {
 		return nil, fmt.Errorf("opening the EBS pool: %w", err)
 	}
+	snaps, err := snapstore.Open(snapstore.Config{Dir: filepath.Join(cfg.DataDir, "ebs", "snapshots"), Log: cfg.Log})
+	if err != nil {
+		return nil, fmt.Errorf("opening the EBS snapshot store: %w", err)
+	}
 	if err := st.Apply(ctx, store.Op{Key: instance.HostKey(cfg.Host.Name), Value: cfg.Host, ModRev: -1}); err != nil {
 		return nil, fmt.Errorf("registering host %s: %w", cfg.Host.Name, err)
 	}
@@ -103,11 +110,15 @@ func startHost(ctx context.Context, cfg Config, st *store.Store, images *ami.Reg
 	if err := registerImages(ctx, builder, images); err != nil {
 		return nil, err
 	}
+	// runc puts instance <id> in cgroup /nubo/<id> of every v1 hierarchy.
+	freezer := &snapstore.Freezer{Root: "/sys/fs/cgroup/freezer/nubo", Log: cfg.Log.With("component", "freezer")}
 	a := &agent.Agent{
 		Store: st, Host: cfg.Host.Name, Runtime: rt, Network: nd, VPCs: vpcs,
 		Roots:         volume.Roots{Dir: filepath.Join(cfg.DataDir, "volumes")},
 		Blocks:        blocks,
 		Keys:          &kms.Service{Store: st},
+		Snapshots:     snaps,
+		Freezer:       freezer,
 		Images:        images,
 		ImageRoot:     func(im ami.Image) string { return filepath.Join(cfg.ImageDir, im.Location, "rootfs") },
 		Dir:           filepath.Join(cfg.DataDir, "instances"),
@@ -115,7 +126,7 @@ func startHost(ctx context.Context, cfg Config, st *store.Store, images *ami.Reg
 		TerminatedTTL: cfg.TerminatedTTL,
 	}
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	h := &host{agent: a, net: nd, blocks: blocks, cancel: cancel}
+	h := &host{agent: a, net: nd, blocks: blocks, snaps: snaps, cancel: cancel}
 	h.wg.Add(2)
 	go func() {
 		defer h.wg.Done()

@@ -93,19 +93,12 @@ func (z *Frozen) Thaw() error {
 // Took is how long the instance was frozen (once thawed).
 func (z *Frozen) Took() time.Duration { return z.took }
 
-// ThawAll thaws every instance left frozen (by a process that died while a
-// snapshot was being read): nubo freezes instances for nothing else.
-func (f *Freezer) ThawAll() error {
-	entries, err := os.ReadDir(f.Root)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
+// ThawAll thaws those of instances ids left frozen (by a process that died
+// while a snapshot was being read): nubo freezes instances for nothing else.
+func (f *Freezer) ThawAll(ids []string) error {
 	var errs []error
-	for _, e := range entries {
-		dir := filepath.Join(f.Root, e.Name())
+	for _, id := range ids {
+		dir := filepath.Join(f.Root, id)
 		b, err := os.ReadFile(filepath.Join(dir, "freezer.state"))
 		if err != nil || strings.TrimSpace(string(b)) == "THAWED" {
 			continue

@@ -469,3 +469,36 @@ func TestInvalid(t *testing.T) {
 		t.Fatal("a second store opened the same directory")
 	}
 }
+
+// TestFreezerFiles drives the freezer over plain files (the kernel's
+// answers are pool_test.go's): a freeze writes FROZEN and its thaw THAWED,
+// an instance with no cgroup is ErrNoCgroup, ThawAll thaws what a crash
+// left frozen among the instances it is given.
+func TestFreezerFiles(t *testing.T) {
+	root := t.TempDir()
+	for id, st := range map[string]string{"i-1": "THAWED", "i-2": "FROZEN", "i-3": "FROZEN"} {
+		os.Mkdir(filepath.Join(root, id), 0o700)
+		os.WriteFile(filepath.Join(root, id, "freezer.state"), []byte(st), 0o600)
+	}
+	state := func(id string) string {
+		b, _ := os.ReadFile(filepath.Join(root, id, "freezer.state"))
+		return string(b)
+	}
+	f := &Freezer{Root: root}
+	z, err := f.Freeze(context.Background(), "i-1", nil)
+	if err != nil || state("i-1") != "FROZEN" {
+		t.Fatalf("freeze: %v, state %q", err, state("i-1"))
+	}
+	if err := z.Thaw(); err != nil || state("i-1") != "THAWED" || z.Took() <= 0 {
+		t.Fatalf("thaw: %v, state %q, took %v", err, state("i-1"), z.Took())
+	}
+	if _, err := f.Freeze(context.Background(), "i-9", nil); !errors.Is(err, ErrNoCgroup) {
+		t.Fatalf("freezing an instance with no cgroup: %v", err)
+	}
+	if err := f.ThawAll([]string{"i-1", "i-2", "i-9"}); err != nil {
+		t.Fatal(err)
+	}
+	if state("i-2") != "THAWED" || state("i-3") != "FROZEN" {
+		t.Fatalf("after ThawAll(i-1, i-2): i-2 %q, i-3 %q (not ours to thaw)", state("i-2"), state("i-3"))
+	}
+}
