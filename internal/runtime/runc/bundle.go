@@ -23,6 +23,10 @@ import (
 //	runc.log     runc's own log
 //	shim.log     the shim's own log
 //	console.log  the console, unless the spec names another file
+//	devices.json the block devices the instance has (see devices.go)
+//	dev/         their host nodes, owned by instance root
+//	seccomp.sock where the shim takes the mount filter's listener from runc
+//	             (see seccomp.go)
 const (
 	configFile  = "config.json"
 	specFile    = "spec.json"

@@ -61,6 +61,9 @@ func delegateHook(shim []string, uid, gid uint32) specs.Hook {
 // hookCommand. runc passes the container's state on stdin and reports what
 // the hook writes to stderr if it fails.
 func hookMain(args []string, stdin io.Reader) int {
+	if len(args) > 0 && args[0] == hookDevLinks {
+		return devLinksMain(args[1:], stdin)
+	}
 	if len(args) == 0 || args[0] != hookDelegate {
 		fmt.Fprintf(os.Stderr, "runc-shim hook: unknown hook %q\n", args)
 		return 2

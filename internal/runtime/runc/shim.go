@@ -30,12 +30,16 @@ import (
 // runc itself dies, PID 1 becomes its child and its status is still known.
 // nubo wires it as a hidden subcommand: `nubo runc-shim …` → ShimMain.
 //
+// With --mounts, it also serves the instance's mount(2) calls, passed to
+// it by a seccomp filter (see seccomp.go).
+//
 // The same entry point serves the OCI hooks the driver puts in an
 // instance's config, which runc runs as Config.Shim plus
 //
 //	hook delegate-cgroup --uid N --gid N
+//	hook dev-links --uid N --gid N --rootfs DIR NAME…
 //
-// (see delegate.go).
+// (see delegate.go and devlinks.go).
 func ShimMain(args []string) int {
 	if len(args) > 0 && args[0] == hookCommand {
 		return hookMain(args[1:], os.Stdin)
@@ -46,6 +50,7 @@ func ShimMain(args []string) int {
 	bundle := fl.String("bundle", "", "instance bundle directory")
 	id := fl.String("id", "", "instance ID")
 	withConsole := fl.Bool("console", false, "fds 3 and 4 are the master and slave of the instance's console pty")
+	mounts := fl.Bool("mounts", false, "serve the instance's mount(2) calls on the bundle's seccomp.sock")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
@@ -59,7 +64,7 @@ func ShimMain(args []string) int {
 		return 1
 	}
 	defer logFile.Close()
-	s := &shim{runc: *runcPath, root: *root, bundle: *bundle, id: *id,
+	s := &shim{runc: *runcPath, root: *root, bundle: *bundle, id: *id, mounts: *mounts,
 		log: slog.New(slog.NewTextHandler(logFile, nil)).With("instance", *id, "shim", os.Getpid())}
 	if *withConsole {
 		// Not for runc: a runc holding the master would keep the pty alive,
@@ -84,6 +89,7 @@ func ShimMain(args []string) int {
 
 type shim struct {
 	runc, root, bundle, id string
+	mounts                 bool // serve mount(2) (see mountnotify.go)
 	log                    *slog.Logger
 	// console is the master of the instance's /dev/console pty (nil:
 	// none); consoleSlave keeps it readable while the instance has the
@@ -115,6 +121,19 @@ func (s *shim) run() exitRecord {
 			<-done
 			s.console.Close()
 			s.consoleSlave.Close()
+		}()
+	}
+	if s.mounts {
+		// Listening before runc runs: runc connects as PID 1 is set up.
+		ln, err := listenMounts(filepath.Join(s.bundle, seccompSocket))
+		if err != nil {
+			return s.failed(err)
+		}
+		stats := &mountStats{}
+		go s.serveMounts(ln, stats)
+		defer func() {
+			ln.Close()
+			s.log.Info("mount calls", "passed", stats.passed.Load(), "performed", stats.performed.Load(), "refused", stats.refused.Load())
 		}()
 	}
 	pidPath := filepath.Join(s.bundle, pidFile)

@@ -75,10 +75,19 @@ func (d *Driver) start(ctx context.Context, id string) error {
 	if cons != nil {
 		opts.Console = cons.path
 	}
+	if opts.Devices, err = d.bootDevices(spec); err != nil {
+		return err
+	}
+	if !d.noMountIntercept {
+		opts.Listener = d.file(id, seccompSocket)
+		if len(opts.Listener) > maxSocketPath {
+			return fmt.Errorf("seccomp listener path %s is longer than a unix socket address (%d bytes): use a shorter Root", opts.Listener, maxSocketPath)
+		}
+	}
 	if err := writeJSON(d.file(id, configFile), ociSpec(spec, opts)); err != nil {
 		return fmt.Errorf("writing OCI config: %w", err)
 	}
-	shim, err := d.spawnShim(spec, cons)
+	shim, err := d.spawnShim(spec, cons, opts.Listener != "")
 	if err != nil {
 		return err
 	}
@@ -91,8 +100,9 @@ func (d *Driver) start(ctx context.Context, id string) error {
 
 // spawnShim starts the instance's shim in a session of its own, detached
 // from the caller: no parent-death signal, stdio on the console log, and
-// the console pty, if any, as fds 3 (master) and 4 (slave).
-func (d *Driver) spawnShim(spec runtime.Spec, cons *console) (proc, error) {
+// the console pty, if any, as fds 3 (master) and 4 (slave); with mounts,
+// it serves the instance's mount(2) calls (see seccomp.go).
+func (d *Driver) spawnShim(spec runtime.Spec, cons *console, mounts bool) (proc, error) {
 	id := spec.ID
 	console := spec.ConsoleLog
 	if console == "" {
@@ -111,6 +121,9 @@ func (d *Driver) spawnShim(spec runtime.Spec, cons *console) (proc, error) {
 	if cons != nil {
 		cmd.Args = append(cmd.Args, "--console")
 		cmd.ExtraFiles = []*os.File{cons.master, cons.slave} // fds 3 and 4
+	}
+	if mounts {
+		cmd.Args = append(cmd.Args, "--mounts")
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -167,4 +180,22 @@ func lastLine(path string) string {
 		b = b[i+1:]
 	}
 	return string(b)
+}
+
+// bootDevices are the devices of the instance's record with their host
+// nodes, made again if missing (a new boot of the host, say).
+func (d *Driver) bootDevices(spec runtime.Spec) ([]ociDevice, error) {
+	devs, err := d.devices(spec.ID)
+	if err != nil {
+		return nil, err
+	}
+	var out []ociDevice
+	for _, dev := range devs {
+		node := d.deviceNode(spec.ID, dev.Name)
+		if err := ensureNode(node, dev, spec.UIDBase, spec.GIDBase); err != nil {
+			return nil, fmt.Errorf("device %s: %w", dev.Name, err)
+		}
+		out = append(out, ociDevice{BlockDevice: dev, Node: node})
+	}
+	return out, nil
 }

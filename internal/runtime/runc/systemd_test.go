@@ -48,6 +48,7 @@ func debian12(t *testing.T) image.Manifest {
 			t.Skipf("needs %s to build %s", tool, name)
 		}
 	}
+	b.InitBinary = buildNuboInit(t)
 	if err == nil {
 		t.Logf("cached %s is of recipe %s: rebuilding", name, m.Recipe)
 		if err := b.Remove(name); err != nil {
@@ -62,6 +63,22 @@ func debian12(t *testing.T) image.Manifest {
 		t.Fatalf("building %s: %v\n%s", name, err, progress.String())
 	}
 	return m
+}
+
+// buildNuboInit builds the current nubo-init, static, for an image build.
+func buildNuboInit(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = "/usr/local/go/bin/go"
+	}
+	bin := filepath.Join(t.TempDir(), "nubo-init")
+	cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "nubo/cmd/nubo-init")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build nubo-init: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // overlayRoot mounts a writable overlay over rootfs, as an instance's root

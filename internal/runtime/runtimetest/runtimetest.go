@@ -23,6 +23,13 @@ type Exiter interface {
 	Exit(id string, code int) error
 }
 
+// Mounter is the ability of a driver to mark a device as mounted inside an
+// instance, as if its root had mounted a filesystem on it (the fake has
+// it).
+type Mounter interface {
+	Mount(id, name string, mounted bool)
+}
+
 // Option adapts the suite to a driver.
 type Option func(*suite)
 
@@ -39,6 +46,21 @@ func WithExit(exit func(t *testing.T, d runtime.Driver, id string, code int)) Op
 	return func(s *suite) { s.exit = exit }
 }
 
+// WithDevices gives the suite block devices the driver can attach:
+// newDevice returns a fresh one named name (e.g. /dev/sdf) that lasts until
+// the test ends. Without it, a driver that implements Mounter gets made-up
+// devices, and the device checks are skipped for any other.
+func WithDevices(newDevice func(t *testing.T, name string) runtime.BlockDevice) Option {
+	return func(s *suite) { s.newDevice = newDevice }
+}
+
+// WithMount gives the suite a way to mount a filesystem on device name
+// inside a running instance as its root would (making one first); without
+// it the driver must implement Mounter, or the busy checks are skipped.
+func WithMount(mount func(t *testing.T, d runtime.Driver, id, name string)) Option {
+	return func(s *suite) { s.mount = mount }
+}
+
 // WithTimeout sets how long the suite waits for an instance to change
 // state (default 20 s).
 func WithTimeout(d time.Duration) Option {
@@ -50,6 +72,8 @@ type suite struct {
 	newRootFS func(t *testing.T) (string, uint32)
 	exec      func(t *testing.T, d runtime.Driver, id, script string) string
 	exit      func(t *testing.T, d runtime.Driver, id string, code int)
+	newDevice func(t *testing.T, name string) runtime.BlockDevice
+	mount     func(t *testing.T, d runtime.Driver, id, name string)
 	timeout   time.Duration
 }
 
@@ -70,6 +94,8 @@ func Run(t *testing.T, newDriver func(t *testing.T) runtime.Driver, newRootFS fu
 	t.Run("Absent", s.testAbsent)
 	t.Run("List", s.testList)
 	t.Run("InvalidSpec", s.testInvalidSpec)
+	t.Run("Devices", s.testDevices)
+	t.Run("DeviceBusy", s.testDeviceBusy)
 }
 
 // NewID returns a fresh instance ID: "i-" and 17 hex digits.
