@@ -225,7 +225,14 @@ func (a *Agent) takeSnapshots(ctx context.Context, sc resource.Scope, x snapshot
 			instanceID = j.v.Attachment.InstanceID
 		}
 	}
-	thaw, err := a.freeze(ctx, instanceID, jobs)
+	running, err := a.runsHere(ctx, instanceID)
+	if err != nil {
+		return err
+	}
+	if running {
+		a.prime(ctx, jobs)
+	}
+	thaw, err := a.freeze(ctx, running, instanceID, jobs)
 	if err != nil {
 		for _, j := range jobs {
 			if j.err == nil {
@@ -327,17 +334,47 @@ func (a *Agent) prepareTake(ctx context.Context, sc resource.Scope, files Volume
 	return err
 }
 
+// runsHere reports whether the instance whose volumes are read runs here
+// (and there is a freezer to hold it with).
+func (a *Agent) runsHere(ctx context.Context, instanceID string) (bool, error) {
+	if instanceID == "" || a.Freezer == nil {
+		return false, nil
+	}
+	st, err := a.Runtime.State(ctx, instanceID)
+	if errors.Is(err, runtime.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil && st.Status == runtime.Running, err
+}
+
+// prime stores ahead, unfrozen, the chunks of the jobs that are the first
+// snapshot of their lineage: the freeze then lasts a read of the volume,
+// not the storing of all of it. Failures are left to the Take.
+func (a *Agent) prime(ctx context.Context, jobs []*taking) {
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		if j.err != nil {
+			continue
+		}
+		if ids, err := a.Snapshots.Snapshots(j.l.ID); err != nil || len(ids) > 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := a.Snapshots.Prime(ctx, j.l, snapstore.Source{File: j.src, Size: int64(j.v.SizeGiB) << 30})
+			a.Log.Debug("snapshot primed", "snapshot_id", j.x.ID, "chunks", st.NewChunks, "took", st.Took, "err", err)
+		}()
+	}
+	wg.Wait()
+}
+
 // freeze freezes the instance whose volumes the jobs read, if it runs
 // here, and returns the thaw (idempotent). Not running: nothing to hold.
-func (a *Agent) freeze(ctx context.Context, instanceID string, jobs []*taking) (thaw func(), err error) {
+func (a *Agent) freeze(ctx context.Context, running bool, instanceID string, jobs []*taking) (thaw func(), err error) {
 	nothing := func() {}
-	if instanceID == "" || a.Freezer == nil {
+	if !running {
 		return nothing, nil
-	}
-	if st, err := a.Runtime.State(ctx, instanceID); errors.Is(err, runtime.ErrNotFound) || err == nil && st.Status != runtime.Running {
-		return nothing, nil
-	} else if err != nil {
-		return nothing, err
 	}
 	var devs []uint64
 	for _, j := range jobs {

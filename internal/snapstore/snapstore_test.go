@@ -502,3 +502,28 @@ func TestFreezerFiles(t *testing.T) {
 		t.Fatalf("after ThawAll(i-1, i-2): i-2 %q, i-3 %q (not ours to thaw)", state("i-2"), state("i-3"))
 	}
 }
+
+// TestPrime: a first snapshot's chunks stored ahead leave its Take only
+// what changed since; primed chunks no snapshot names are garbage.
+func TestPrime(t *testing.T) {
+	s, l := testStore(t), newLineage(t, true)
+	f := sparseFile(t, 16<<20)
+	writeAt(t, f, 0, random(16<<20))
+	src := Source{File: f, Size: 16 << 20}
+	if st, err := s.Prime(context.Background(), l, src); err != nil || st.NewChunks != 32 {
+		t.Fatalf("prime: %+v, %v", st, err)
+	}
+	if _, err := s.Manifest(l.ID, "snap-00000001"); !errors.Is(err, ErrNotFound) {
+		t.Fatal("Prime wrote a manifest")
+	}
+	writeAt(t, f, 5*ChunkSize, random(100))
+	if st := take(t, s, l, "snap-00000001", f); st.NewChunks != 1 {
+		t.Fatalf("take after prime stored %d chunks; want the 1 changed since", st.NewChunks)
+	}
+	if restoreHash(t, s, l, "snap-00000001", 16<<20) != fileHash(t, f) {
+		t.Fatal("a primed snapshot does not restore")
+	}
+	if gc, err := s.GC(context.Background(), l.ID); err != nil || gc.Removed != 1 {
+		t.Fatalf("GC after prime: %+v, %v; want the 1 replaced chunk removed", gc, err)
+	}
+}

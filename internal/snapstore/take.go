@@ -51,23 +51,16 @@ func (s *Store) Take(ctx context.Context, l Lineage, id string, src Source, opt 
 	if err := check(l, id); err != nil {
 		return Stats{}, err
 	}
-	if src.Size <= 0 || src.Size%4096 != 0 {
-		return Stats{}, fmt.Errorf("volume size %d: not a positive multiple of 4096: %w", src.Size, ErrInvalid)
-	}
 	lk := s.line(l.ID)
 	lk.RLock()
 	defer lk.RUnlock()
 	if _, err := os.Stat(s.manifestPath(l.ID, id)); err == nil {
 		return Stats{}, fmt.Errorf("%s: %w", id, ErrExists)
 	}
-	if err := os.MkdirAll(s.chunkDir(l.ID), 0o700); err != nil {
+	t, err := s.taking(l, src)
+	if err != nil {
 		return Stats{}, err
 	}
-	idx, err := dataChunks(src.File, src.Size)
-	if err != nil {
-		return Stats{}, fmt.Errorf("listing the data of %s: %w", src.File.Name(), err)
-	}
-	t := taking{Store: s, l: l, src: src, idx: idx, refs: make([]Ref, len(idx)), keep: make([]bool, len(idx)), claimed: map[Addr]bool{}}
 	st, err := t.run(ctx, opt)
 	if err != nil {
 		return st, fmt.Errorf("taking %s: %w", id, err)
@@ -96,6 +89,42 @@ func (s *Store) Take(ctx context.Context, l Lineage, id string, src Source, opt 
 	s.log.Info("snapshot taken", "snapshot", id, "lineage", l.ID, "chunks", st.Chunks, "new", st.NewChunks,
 		"storedBytes", st.StoredBytes, "readTime", st.ReadTime, "took", st.Took)
 	return st, nil
+}
+
+// Prime stores the chunks of src that lineage l lacks, and no snapshot:
+// the bulk of a first snapshot, written before its instance is frozen, so
+// that the Take under the freeze only reads, hashes and stores what
+// changed since. What Prime stored and no Take then names is garbage for
+// the next GC.
+func (s *Store) Prime(ctx context.Context, l Lineage, src Source) (Stats, error) {
+	start := time.Now()
+	if err := check(l); err != nil {
+		return Stats{}, err
+	}
+	lk := s.line(l.ID)
+	lk.RLock()
+	defer lk.RUnlock()
+	t, err := s.taking(l, src)
+	if err != nil {
+		return Stats{}, err
+	}
+	st, err := t.run(ctx, Options{})
+	st.Took = time.Since(start)
+	return st, err
+}
+
+func (s *Store) taking(l Lineage, src Source) (*taking, error) {
+	if src.Size <= 0 || src.Size%4096 != 0 {
+		return nil, fmt.Errorf("volume size %d: not a positive multiple of 4096: %w", src.Size, ErrInvalid)
+	}
+	if err := os.MkdirAll(s.chunkDir(l.ID), 0o700); err != nil {
+		return nil, err
+	}
+	idx, err := dataChunks(src.File, src.Size)
+	if err != nil {
+		return nil, fmt.Errorf("listing the data of %s: %w", src.File.Name(), err)
+	}
+	return &taking{Store: s, l: l, src: src, idx: idx, refs: make([]Ref, len(idx)), keep: make([]bool, len(idx)), claimed: map[Addr]bool{}}, nil
 }
 
 // crashBeforeManifest, set by tests, ends a Take between its chunks and its

@@ -7,7 +7,8 @@
 // baseline measured in the same run; ratios are p50 against it. With root,
 // it goes on to instances (instances.go), the VPC data plane (netbench) and
 // security groups (secgroups.go), launch → first SSH login (ssh.go), EBS
-// volume I/O inside an instance (volumes.go); -only picks one.
+// volume I/O inside an instance (volumes.go), EBS snapshots (snapshots.go);
+// -only picks one.
 package main
 
 import (
@@ -50,7 +51,7 @@ func main() {
 	sgBudget := flag.Duration("sg-budget", 3*time.Minute, "time the security group benchmarks may take (the scale levels stop before)")
 	logins := flag.Int("logins", 20, "launches per image measured to the first SSH login")
 	volumeReps := flag.Int("volume-reps", 3, "runs per volume I/O measurement")
-	only := flag.String("only", "", "run only the api, instances, network, secgroups, ssh or volumes benchmarks")
+	only := flag.String("only", "", "run only the api, instances, network, secgroups, ssh, volumes or snapshots benchmarks")
 	flag.Parse()
 	var err error
 	if *only == "" || *only == "api" {
@@ -70,6 +71,9 @@ func main() {
 	}
 	if err == nil && (*only == "" || *only == "volumes") {
 		err = benchVolumes(context.Background(), *volumeReps)
+	}
+	if err == nil && (*only == "" || *only == "snapshots") {
+		err = benchSnapshots(context.Background())
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
