@@ -188,6 +188,12 @@ type taking struct {
 	err error
 }
 
+// source is what the snapshot reads: the volume's size when the snapshot
+// was asked for (a volume grown since is read no further).
+func (j *taking) source() snapstore.Source {
+	return snapstore.Source{File: j.src, Size: int64(j.x.VolumeSizeGiB) << 30}
+}
+
 // takeSnapshots takes x, or every pending snapshot of x's CreateSnapshots
 // group: all under one freeze of their instance when it runs here.
 func (a *Agent) takeSnapshots(ctx context.Context, sc resource.Scope, x snapshot.Snapshot) error {
@@ -255,7 +261,7 @@ func (a *Agent) takeSnapshots(ctx context.Context, sc resource.Scope, x snapshot
 			var once sync.Once
 			read := func() { once.Do(reads.Done) }
 			defer read()
-			stats[i], j.err = a.Snapshots.Take(ctx, j.l, j.x.ID, snapstore.Source{File: j.src, Size: int64(j.v.SizeGiB) << 30}, snapstore.Options{
+			stats[i], j.err = a.Snapshots.Take(ctx, j.l, j.x.ID, j.source(), snapstore.Options{
 				Read: read, Labels: labels(sc, j.v.ID), Progress: a.progress(ctx, sc, j.x.ID),
 			})
 			if errors.Is(j.err, snapstore.ErrExists) { // taken before a crash, its record not updated
@@ -362,7 +368,7 @@ func (a *Agent) prime(ctx context.Context, jobs []*taking) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st, err := a.Snapshots.Prime(ctx, j.l, snapstore.Source{File: j.src, Size: int64(j.v.SizeGiB) << 30})
+			st, err := a.Snapshots.Prime(ctx, j.l, j.source())
 			a.Log.Debug("snapshot primed", "snapshot_id", j.x.ID, "chunks", st.NewChunks, "took", st.Took, "err", err)
 		}()
 	}
