@@ -158,6 +158,32 @@ expect "ssh admin@public-ip, then the metadata service" "$web" \
   ssh "${sshopts[@]}" "admin@$ip" curl -s http://169.254.169.254/latest/meta-data/instance-id
 expect "port 443 (no rule) times out" "timeout" \
   bash -c "curl -s --max-time 1 http://$ip:443/ >/dev/null; [ \$? = 28 ] && echo timeout"
+
+# EBS (Step 6): an encrypted gp3 volume attached to the web server, formatted
+# and mounted inside it by root, detached and deleted.
+zone=$(aws ec2 describe-instances --instance-ids "$web" --query 'Reservations[0].Instances[0].Placement.AvailabilityZone' --output text)
+vol=$(aws ec2 create-volume --availability-zone "$zone" --size 2 --volume-type gp3 --encrypted --query VolumeId --output text)
+[[ $vol == vol-* ]] && ok "create-volume" || bad "create-volume" "$vol"
+aws ec2 wait volume-available --volume-ids "$vol" && ok "wait volume-available" || bad "wait volume-available"
+expect "describe-volumes" "gp3	3000	125	True	2" \
+  aws ec2 describe-volumes --volume-ids "$vol" --query 'Volumes[0].[VolumeType,Iops,Throughput,Encrypted,Size]' --output text
+expect_error "create-volume, gp3 throughput too high" InvalidParameterValue \
+  aws ec2 create-volume --availability-zone "$zone" --size 2 --volume-type gp3 --throughput 2000
+expect "attach-volume" "attaching" \
+  aws ec2 attach-volume --volume-id "$vol" --instance-id "$web" --device /dev/sdf --query State --output text
+aws ec2 wait volume-in-use --volume-ids "$vol" && ok "wait volume-in-use" || bad "wait volume-in-use"
+for _ in $(seq 1 100); do
+  [ "$(aws ec2 describe-volumes --volume-ids "$vol" --query 'Volumes[0].Attachments[0].State' --output text)" = attached ] && break
+  sleep 0.1
+done
+expect "mkfs, mount and write inside the instance" "hello ebs" \
+  ssh "${sshopts[@]}" "admin@$ip" 'sudo mkfs.ext4 -q /dev/sdf && sudo mount /dev/sdf /mnt && echo hello ebs | sudo tee /mnt/f >/dev/null && sudo umount /mnt && sudo mount /dev/sdf /mnt && cat /mnt/f'
+expect_error "delete-volume while attached" VolumeInUse aws ec2 delete-volume --volume-id "$vol"
+expect "detach-volume while mounted waits (busy)" "detaching" \
+  aws ec2 detach-volume --volume-id "$vol" --query State --output text
+ssh "${sshopts[@]}" "admin@$ip" sudo umount /mnt
+aws ec2 wait volume-available --volume-ids "$vol" && ok "detached once unmounted" || bad "detached once unmounted"
+expect "delete-volume" "" aws ec2 delete-volume --volume-id "$vol"
 aws ec2 terminate-instances --instance-ids "$web" >/dev/null
 
 echo
