@@ -20,20 +20,20 @@ import (
 //
 // An instance cannot make device nodes, and one it could make would sit on
 // a filesystem mounted in its user namespace, where the kernel opens no
-// device. So the driver makes, for each device, a node in the bundle
-// (dev/<name>, owned by instance root, mode 0660) and binds it at the
-// device's name inside the instance (/dev/sdf; /dev/xvdf links to it, as
-// Xen-era Linux named it), and the devices cgroup lets the instance open
-// it. A device present at Start is an OCI bind mount and cgroup rule (and
-// the link is made by a createRuntime hook: see devlinks.go); one attached
-// while the instance runs is allowed in its devices cgroups and its node
-// is moved into PID 1's mount namespace (open_tree + move_mount). Mounting
-// a filesystem on it is the shim's work (see seccomp.go).
+// device. So the driver makes, for each device, a node in the bundle's
+// dev/ directory (owned by instance root, mode 0660), which every instance
+// has bound at /dev/.nubo, links the device's name to it (/dev/sdf, and
+// /dev/xvdf as Xen-era Linux named it: see devlinks.go), and the devices
+// cgroup lets the instance open it. A device present at Start gets an OCI
+// cgroup rule (its links are made by a createRuntime hook); one attached
+// while the instance runs is allowed in its devices cgroups and linked in
+// PID 1's mount namespace. Mounting a filesystem on it is the shim's work
+// (see seccomp.go).
 //
 // devices.json in the bundle records the devices the instance has, and is
-// the truth for everything: the next Start binds them, the shim mounts
-// only them, and a new Driver on the same Root finds them. Create sets it
-// to Spec.Devices; AttachDevice and DetachDevice change it.
+// the truth for everything: the next Start allows and links them, the
+// shim mounts only them, and a new Driver on the same Root finds them.
+// Create sets it to Spec.Devices; AttachDevice and DetachDevice change it.
 
 // devicesFile is the record; devDir holds the host nodes (see bundle.go).
 const (
@@ -62,6 +62,15 @@ func (d *Driver) writeDevices(id string, devs []runtime.BlockDevice) error {
 // deviceNode is the host node of the instance's device name.
 func (d *Driver) deviceNode(id, name string) string {
 	return filepath.Join(d.bundle(id), devDir, filepath.Base(name))
+}
+
+// makeDevDir makes the bundle's node directory, which instances see at
+// nodeDir: root's, and only searchable and readable by instance root.
+func makeDevDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o755)
 }
 
 // validDevices checks a set of devices for an instance: each valid, and no
@@ -104,7 +113,7 @@ func ensureNode(path string, dev runtime.BlockDevice, uid, gid uint32) error {
 		err = unix.ENOENT
 	}
 	if errors.Is(err, unix.ENOENT) {
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		if err := makeDevDir(filepath.Dir(path)); err != nil {
 			return err
 		}
 		if err := unix.Mknod(path, unix.S_IFBLK|0o660, int(rdev)); err != nil {
@@ -120,7 +129,7 @@ func ensureNode(path string, dev runtime.BlockDevice, uid, gid uint32) error {
 		return err
 	}
 	// The instance opens the node through a bind mount, which keeps the
-	// flags of the mount it is on: a nodev mount would make it useless.
+	// flags of the mount the directory is on: nodev would make it useless.
 	var sfs unix.Statfs_t
 	if err := unix.Statfs(path, &sfs); err == nil && sfs.Flags&unix.ST_NODEV != 0 {
 		return fmt.Errorf("node %s is on a nodev mount: the instance could not open it", path)
@@ -199,7 +208,7 @@ func (d *Driver) attachDevice(ctx context.Context, id string, dev runtime.BlockD
 		d.log.Info("device recorded for the next start", "instance", id, "device", dev.Name, "host", dev.HostPath)
 		return nil
 	}
-	if err := d.plugDevice(id, o.runc.Pid, spec, dev, node); err != nil {
+	if err := d.plugDevice(id, o.runc.Pid, spec, dev); err != nil {
 		if added { // leave nothing of a device the caller was told it did not get
 			if uerr := d.unplugDevice(id, o.runc.Pid, dev, true); uerr != nil {
 				d.log.Warn("undoing a failed attach", "instance", id, "device", dev.Name, "err", uerr)
@@ -214,13 +223,12 @@ func (d *Driver) attachDevice(ctx context.Context, id string, dev runtime.BlockD
 	return nil
 }
 
-// plugDevice gives a running instance (PID 1 pid) the device whose host
-// node is node.
-func (d *Driver) plugDevice(id string, pid int, spec runtime.Spec, dev runtime.BlockDevice, node string) error {
+// plugDevice gives a running instance (PID 1 pid) dev, whose node is made.
+func (d *Driver) plugDevice(id string, pid int, spec runtime.Spec, dev runtime.BlockDevice) error {
 	if err := allowDevice(d.devicesCgroup(id), dev); err != nil {
 		return err
 	}
-	return injectNode(pid, node, dev, int(spec.UIDBase), int(spec.GIDBase))
+	return linkDevice(pid, dev, int(spec.UIDBase), int(spec.GIDBase))
 }
 
 // DetachDevice takes the device named name away from the instance (see
@@ -290,8 +298,8 @@ func (d *Driver) detachDevice(ctx context.Context, id, name string, force bool) 
 
 // unplugDevice takes dev away from a running instance (PID 1 pid):
 // ErrDeviceBusy if it is in use there, unless force, which unmounts its
-// filesystems lazily first; then the devices cgroup denies it and its node
-// and link leave /dev.
+// filesystems lazily first; then the devices cgroup denies it and its
+// links leave /dev (its node goes with the host's, after this).
 func (d *Driver) unplugDevice(id string, pid int, dev runtime.BlockDevice, force bool) error {
 	procs, err := cgroupProcs(d.devicesCgroup(id))
 	if err != nil || len(procs) == 0 {
@@ -321,5 +329,5 @@ func (d *Driver) unplugDevice(id string, pid int, dev runtime.BlockDevice, force
 	if err := denyDevice(d.devicesCgroup(id), dev); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return removeNode(pid, dev)
+	return unlinkDevice(pid, dev)
 }

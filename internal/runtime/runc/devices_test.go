@@ -156,12 +156,9 @@ func startDeviceInstance(t *testing.T, cfg runc.Config, devs ...runtime.BlockDev
 
 // mkfsAndMount is the script that makes an ext2 filesystem on dev (busybox
 // has no mkfs.ext4; the kernel's ext4 mounts ext2) and mounts it at
-// /mnt/vol as ext4. Busybox's mke2fs is given the /dev/xvdX link: it
-// takes a device that is a mount point by name (as the bound node /dev/sdX
-// is) for a mounted one; e2fsprogs' mkfs compares device numbers.
+// /mnt/vol as ext4.
 func mkfsAndMount(dev string) string {
-	link := strings.Replace(dev, "/dev/sd", "/dev/xvd", 1)
-	return fmt.Sprintf("mke2fs -q %s >/dev/null && mkdir -p /mnt/vol && mount -t ext4 %s /mnt/vol", link, dev)
+	return fmt.Sprintf("mke2fs -q %s >/dev/null && mkdir -p /mnt/vol && mount -t ext4 %[1]s /mnt/vol", dev)
 }
 
 // shimLog reads the instance's shim log.
@@ -189,21 +186,22 @@ func TestDeviceHotPlug(t *testing.T) {
 	if err := d.AttachDevice(ctx, spec.ID, dev); err != nil {
 		t.Fatalf("attaching again: %v", err)
 	}
-	nodes := mustRuncExec(t, cfg.Root, spec.ID, "stat -c '%F %t:%T %u' /dev/sdf; readlink /dev/xvdf")
-	want := fmt.Sprintf("block special file %x:%x 0\nsdf", dev.Major, dev.Minor)
+	nodes := mustRuncExec(t, cfg.Root, spec.ID, "stat -L -c '%F %t:%T %u' /dev/sdf; readlink /dev/sdf; readlink /dev/xvdf")
+	want := fmt.Sprintf("block special file %x:%x 0\n.nubo/sdf\nsdf", dev.Major, dev.Minor)
 	if nodes != want {
 		t.Fatalf("in the instance: %q, want %q", nodes, want)
 	}
-	// Through the link, as EC2 users name it.
+	// Through the link, as EC2 users name it, and unmounted by the
+	// device's name, as AWS's documentation does.
 	out := mustRuncExec(t, cfg.Root, spec.ID, mkfsAndMount("/dev/xvdf")+` &&
 echo written inside > /mnt/vol/hello && stat -c '%u' /mnt/vol/hello &&
-grep ' /mnt/vol ' /proc/self/mountinfo && umount /mnt/vol && echo unmounted`)
+grep ' /mnt/vol ' /proc/self/mountinfo && umount /dev/xvdf && echo unmounted`)
 	lines := strings.Split(out, "\n")
 	if len(lines) != 3 || lines[0] != "0" || lines[2] != "unmounted" {
 		t.Fatalf("mkfs, mount, write, umount inside: %q", out)
 	}
-	if mi := lines[1]; !strings.Contains(mi, "idmapped") || !strings.Contains(mi, "nodev") || !strings.Contains(mi, " - ext4 /dev/sdf ") {
-		t.Errorf("mountinfo inside: %q, want an idmapped nodev ext4 mount of /dev/sdf", mi)
+	if mi := lines[1]; !strings.Contains(mi, "idmapped") || !strings.Contains(mi, "nodev") || !strings.Contains(mi, " - ext4 /dev/.nubo/sdf ") {
+		t.Errorf("mountinfo inside: %q, want an idmapped nodev ext4 mount of /dev/.nubo/sdf", mi)
 	}
 	if log := shimLog(t, cfg, spec.ID); !strings.Contains(log, "mounted for the instance") {
 		t.Errorf("shim log has no mount:\n%s", log)
@@ -320,7 +318,7 @@ func TestDeviceMountChecks(t *testing.T) {
 	if err := os.Lchown(filepath.Join(spec.RootFS, "other"), uidBase, uidBase); err != nil {
 		t.Fatal(err)
 	}
-	mustRuncExec(t, cfg.Root, spec.ID, "mke2fs -q /dev/xvdh >/dev/null && mkdir -p /mnt/vol /mnt/t /mnt/p")
+	mustRuncExec(t, cfg.Root, spec.ID, "mke2fs -q /dev/sdh >/dev/null && mkdir -p /mnt/vol /mnt/t /mnt/p")
 	for _, tc := range []struct{ name, script, want string }{
 		// EPERM, which busybox's mount words so.
 		{"OtherDevice", "mount -t ext4 /other /mnt/vol", "permission denied"},
@@ -339,6 +337,16 @@ func TestDeviceMountChecks(t *testing.T) {
 				t.Fatalf("mounted anyway:\n%s", mi)
 			}
 		})
+	}
+	// The volume is a loop device: the instance must not detach it from
+	// its backing file (umount -d tries, and seems to succeed), nor see it
+	// as one.
+	mustRuncExec(t, cfg.Root, spec.ID, "losetup -d /dev/sdh")
+	if out, err := runcExec(t, cfg.Root, spec.ID, "losetup /dev/sdh"); err == nil {
+		t.Errorf("loop ioctls on the volume worked inside: %s", out)
+	}
+	if !exists(filepath.Join("/sys/block", filepath.Base(dev.HostPath), "loop/backing_file")) {
+		t.Fatalf("%s lost its backing file", dev.HostPath)
 	}
 	if log := shimLog(t, cfg, spec.ID); !strings.Contains(log, "not a device of the instance") || !strings.Contains(log, "no_such_option") {
 		t.Errorf("shim log lacks the refusals:\n%s", log)
@@ -379,8 +387,8 @@ func TestDeviceAtBoot(t *testing.T) {
 	d, spec := startDeviceInstance(t, cfg, dev)
 	check := func() {
 		t.Helper()
-		nodes := mustRuncExec(t, cfg.Root, spec.ID, "stat -c '%F %t:%T %u' /dev/sdf; readlink /dev/xvdf")
-		if want := fmt.Sprintf("block special file %x:%x 0\nsdf", dev.Major, dev.Minor); nodes != want {
+		nodes := mustRuncExec(t, cfg.Root, spec.ID, "stat -L -c '%F %t:%T %u' /dev/sdf; readlink /dev/sdf; readlink /dev/xvdf")
+		if want := fmt.Sprintf("block special file %x:%x 0\n.nubo/sdf\nsdf", dev.Major, dev.Minor); nodes != want {
 			t.Fatalf("in the instance: %q, want %q", nodes, want)
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -18,97 +17,64 @@ import (
 	"nubo/internal/runtime"
 )
 
-// Device nodes and links in an instance's /dev.
+// The names of devices in an instance's /dev.
+//
+// The nodes themselves are in the bundle's dev/ directory, which every
+// instance has bound at nodeDir: a node made or removed there on the host
+// appears or goes inside at once. /dev/sdf is a symlink to its node (as on
+// EC2, where /dev/sdX are udev's links), and /dev/xvdf one to /dev/sdf.
+// The device's name is no mount point: a node bound at /dev/sdf itself
+// would be what `umount /dev/sdf` (or AWS's `umount -d /dev/sdh`) took
+// away, leaving the filesystem mounted.
 
-// injectNode binds the host node at dev.Name in the running instance whose
-// PID 1 is pid, and links /dev/xvdX to a /dev/sdX name. A node that is
-// there already is left as it is.
-func injectNode(pid int, node string, dev runtime.BlockDevice, uid, gid int) error {
-	tree, err := unix.OpenTree(unix.AT_FDCWD, node, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
-	if err != nil {
-		return fmt.Errorf("open_tree %s: %w", node, err)
+// nodeDir is where the instance sees its device nodes.
+const nodeDir = "/dev/.nubo"
+
+// deviceLinks are the links that name dev inside: link path → target.
+func deviceLinks(name string) [][2]string {
+	links := [][2]string{{name, filepath.Base(nodeDir) + "/" + filepath.Base(name)}}
+	if xvd, ok := xvdLink(name); ok {
+		links = append(links, [2]string{xvd, filepath.Base(name)})
 	}
-	defer unix.Close(tree)
-	rdev := unix.Mkdev(dev.Major, dev.Minor)
-	return inProc(pid, uid, gid, func() error {
-		var st unix.Stat_t
-		err := unix.Lstat(dev.Name, &st)
-		switch {
-		case err == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK && st.Rdev == rdev:
-			// bound already
-		case err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0:
-			// the mount point of a node unmounted inside
-			if err := moveInto(tree, dev.Name); err != nil {
-				return err
+	return links
+}
+
+// makeLinks makes the links of the device name below root (as the calling
+// thread sees paths). A link that is there already is kept; anything else
+// at its place is an error.
+func makeLinks(root, name string) error {
+	for _, l := range deviceLinks(name) {
+		path := filepath.Join(root, l[0])
+		err := unix.Symlink(l[1], path)
+		if errors.Is(err, unix.EEXIST) {
+			if target, rerr := os.Readlink(path); rerr == nil && target == l[1] {
+				continue
 			}
-		case errors.Is(err, unix.ENOENT):
-			fd, err := unix.Open(dev.Name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
-			if err != nil {
-				return fmt.Errorf("making %s: %w", dev.Name, err)
-			}
-			unix.Close(fd)
-			if err := moveInto(tree, dev.Name); err != nil {
-				return err
-			}
-		case err != nil:
-			return err
-		default:
-			return fmt.Errorf("%s exists in the instance and is not the device", dev.Name)
+			return fmt.Errorf("%s exists in the instance and is not the device's link", l[0])
 		}
-		return makeLink("", dev.Name)
-	})
-}
-
-func moveInto(tree int, path string) error {
-	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, path, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return fmt.Errorf("binding the node at %s: %w", path, err)
+		if err != nil {
+			return fmt.Errorf("linking %s: %w", l[0], err)
+		}
 	}
 	return nil
 }
 
-// makeLink links /dev/xvdX to sdX below root (as the calling thread sees
-// paths) if name is /dev/sdX. Something else at the link's place is left.
-func makeLink(root, name string) error {
-	link, ok := xvdLink(name)
-	if !ok {
-		return nil
-	}
-	err := unix.Symlink(filepath.Base(name), filepath.Join(root, link))
-	if errors.Is(err, unix.EEXIST) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("linking %s: %w", link, err)
-	}
-	return nil
+// linkDevice makes dev's links in the running instance whose PID 1 is pid,
+// as instance root (uid:gid on the host).
+func linkDevice(pid int, dev runtime.BlockDevice, uid, gid int) error {
+	return inProc(pid, uid, gid, func() error { return makeLinks("/", dev.Name) })
 }
 
-// removeNode takes dev's node and link out of the running instance whose
-// PID 1 is pid.
-func removeNode(pid int, dev runtime.BlockDevice) error {
-	rdev := unix.Mkdev(dev.Major, dev.Minor)
+// unlinkDevice removes the links of dev from the running instance whose
+// PID 1 is pid: those that are still the device's.
+func unlinkDevice(pid int, dev runtime.BlockDevice) error {
 	return inProc(pid, 0, 0, func() error {
-		// Bound more than once (by the instance itself, say): unbind all.
-		for range 8 {
-			var st unix.Stat_t
-			if err := unix.Lstat(dev.Name, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFBLK || st.Rdev != rdev {
-				break
+		for _, l := range slices.Backward(deviceLinks(dev.Name)) {
+			if target, err := os.Readlink(l[0]); err != nil || target != l[1] {
+				continue
 			}
-			if err := unix.Unmount(dev.Name, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
-				return fmt.Errorf("unbinding %s: %w", dev.Name, err)
-			}
-		}
-		var st unix.Stat_t
-		if err := unix.Lstat(dev.Name, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0 {
-			if err := unix.Unlink(dev.Name); err != nil && !errors.Is(err, unix.ENOENT) {
+			if err := unix.Unlink(l[0]); err != nil && !errors.Is(err, unix.ENOENT) {
 				return err
-			}
-		}
-		if link, ok := xvdLink(dev.Name); ok {
-			if target, err := os.Readlink(link); err == nil && target == filepath.Base(dev.Name) {
-				if err := unix.Unlink(link); err != nil && !errors.Is(err, unix.ENOENT) {
-					return err
-				}
 			}
 		}
 		return nil
@@ -117,7 +83,7 @@ func removeNode(pid int, dev runtime.BlockDevice) error {
 
 // The links of devices present from boot are made by an OCI createRuntime
 // hook (the shim binary again, like delegate.go's), which runs once runc
-// has mounted the instance's /dev and bound its nodes, before PID 1 runs:
+// has mounted the instance's /dev and bound nodeDir, before PID 1 runs:
 //
 //	Config.Shim + hook dev-links --uid N --gid N --rootfs DIR NAME…
 //
@@ -126,20 +92,14 @@ func removeNode(pid int, dev runtime.BlockDevice) error {
 const hookDevLinks = "dev-links"
 
 // devLinksHook is the hook that links names (e.g. /dev/sdf) in an
-// instance whose root is uid:gid on the host; nil if no name needs one.
+// instance whose root is uid:gid on the host; nil if there are none.
 func devLinksHook(shim []string, uid, gid uint32, rootfs string, names []string) *specs.Hook {
-	var links []string
-	for _, n := range names {
-		if _, ok := xvdLink(n); ok {
-			links = append(links, n)
-		}
-	}
-	if len(links) == 0 {
+	if len(names) == 0 {
 		return nil
 	}
 	args := append(slices.Clone(shim), hookCommand, hookDevLinks,
 		"--uid", strconv.FormatUint(uint64(uid), 10), "--gid", strconv.FormatUint(uint64(gid), 10), "--rootfs", rootfs)
-	return &specs.Hook{Path: shim[0], Args: append(args, links...)}
+	return &specs.Hook{Path: shim[0], Args: append(args, names...)}
 }
 
 // devLinksMain runs the hook: args follow hookDevLinks.
@@ -162,10 +122,10 @@ func devLinksMain(args []string, stdin io.Reader) int {
 	}
 	err := inProc(st.Pid, *uid, *gid, func() error {
 		for _, name := range fl.Args() {
-			if !runtime.ValidDeviceName(name) || !strings.HasPrefix(name, "/dev/") {
+			if !runtime.ValidDeviceName(name) {
 				return fmt.Errorf("invalid device name %q", name)
 			}
-			if err := makeLink(*rootfs, name); err != nil {
+			if err := makeLinks(*rootfs, name); err != nil {
 				return err
 			}
 		}

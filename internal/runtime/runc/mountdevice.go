@@ -3,6 +3,7 @@ package runc
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,8 +21,9 @@ import (
 // device at all is left to the kernel. The shim then makes the filesystem
 // with the new mount API on the host's side, so the instance never names a
 // host path: fsopen and fsconfig run on a thread whose root is a private
-// tmpfs holding only a node of the device at its instance name (mountinfo
-// inside shows /dev/sdf as the source, not a host path). The mount is
+// tmpfs holding only a node of the device where the instance has it
+// (mountinfo inside shows /dev/.nubo/sdf, the path /dev/sdf resolves to,
+// so that umount finds the filesystem by either). The mount is
 // idmapped to the instance's user namespace, so that the files of uid 0
 // on the volume are instance root's (without it they would be nobody's and
 // root could not write), and always nodev. Finally the thread joins the
@@ -134,7 +136,7 @@ func mountInto(ns *procNS, dev runtime.BlockDevice, m mountCall, userns *os.File
 			return fmt.Errorf("fsopen %s: %w", m.fstype, err)
 		}
 		defer unix.Close(fsfd)
-		if err := unix.FsconfigSetString(fsfd, "source", dev.Name); err != nil {
+		if err := unix.FsconfigSetString(fsfd, "source", instanceNode(dev)); err != nil {
 			return fmt.Errorf("source: %w", err)
 		}
 		for _, p := range params {
@@ -164,8 +166,14 @@ func mountInto(ns *procNS, dev runtime.BlockDevice, m mountCall, userns *os.File
 	})
 }
 
+// instanceNode is the path of dev's node inside the instance.
+func instanceNode(dev runtime.BlockDevice) string {
+	return nodeDir + "/" + filepath.Base(dev.Name)
+}
+
 // sourceRoot is a private tmpfs, in no mount namespace, that holds a node
-// of dev at dev.Name: the root the filesystem's source is resolved in.
+// of dev where the instance has it: the root the filesystem's source is
+// resolved in.
 func sourceRoot(dev runtime.BlockDevice) (*os.File, error) {
 	fsfd, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
 	if err != nil {
@@ -183,12 +191,14 @@ func sourceRoot(dev runtime.BlockDevice) (*os.File, error) {
 		return nil, fmt.Errorf("source root: %w", err)
 	}
 	root := os.NewFile(uintptr(mfd), "source-root")
-	name := strings.TrimPrefix(dev.Name, "/") // dev/sdf: see runtime.ValidDeviceName
-	if err := unix.Mkdirat(mfd, "dev", 0o700); err != nil {
-		root.Close()
-		return nil, fmt.Errorf("source root: %w", err)
+	node := strings.TrimPrefix(instanceNode(dev), "/")
+	for _, dir := range []string{filepath.Dir(filepath.Dir(node)), filepath.Dir(node)} { // dev, dev/.nubo
+		if err := unix.Mkdirat(mfd, dir, 0o700); err != nil {
+			root.Close()
+			return nil, fmt.Errorf("source root: %w", err)
+		}
 	}
-	if err := unix.Mknodat(mfd, name, unix.S_IFBLK|0o600, int(unix.Mkdev(dev.Major, dev.Minor))); err != nil {
+	if err := unix.Mknodat(mfd, node, unix.S_IFBLK|0o600, int(unix.Mkdev(dev.Major, dev.Minor))); err != nil {
 		root.Close()
 		return nil, fmt.Errorf("source root: %w", err)
 	}

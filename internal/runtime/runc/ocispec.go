@@ -80,18 +80,14 @@ type ociOptions struct {
 	CgroupParent string   // e.g. "/nubo"
 	Shim         []string // the driver's Config.Shim, run as the hooks
 	Console      string   // host path of the pty slave bound at /dev/console; "": none
-	// Devices are the block devices the instance has from boot, each with
-	// the host node bound at its name (see devices.go).
-	Devices []ociDevice
+	// DeviceDir is the host directory of the instance's device nodes,
+	// bound at nodeDir; Devices are the block devices it has from boot
+	// (see devices.go).
+	DeviceDir string
+	Devices   []runtime.BlockDevice
 	// Listener is the shim's seccomp listener socket, to which mount(2) is
 	// passed (see seccomp.go); "": no mount interception.
 	Listener string
-}
-
-// ociDevice is a block device and its host node.
-type ociDevice struct {
-	runtime.BlockDevice
-	Node string
 }
 
 // ociSpec is the runc config.json of one run of an instance.
@@ -145,11 +141,13 @@ func ociSpec(s runtime.Spec, o ociOptions) *specs.Spec {
 	if s.PidsLimit > 0 {
 		spec.Linux.Resources.Pids = &specs.LinuxPids{Limit: s.PidsLimit}
 	}
+	if o.DeviceDir != "" {
+		// No nodev: the nodes are devices the instance is to open.
+		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: nodeDir, Type: "bind", Source: o.DeviceDir,
+			Options: []string{"bind", "nosuid", "noexec"}})
+	}
 	var names []string
 	for _, dev := range o.Devices {
-		// No nodev: the node is a device the instance is to open.
-		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: dev.Name, Type: "bind", Source: dev.Node,
-			Options: []string{"bind", "nosuid", "noexec"}})
 		major, minor := int64(dev.Major), int64(dev.Minor)
 		spec.Linux.Resources.Devices = append(spec.Linux.Resources.Devices,
 			specs.LinuxDeviceCgroup{Allow: true, Type: "b", Major: &major, Minor: &minor, Access: "rwm"})
@@ -158,9 +156,7 @@ func ociSpec(s runtime.Spec, o ociOptions) *specs.Spec {
 	if h := devLinksHook(o.Shim, s.UIDBase, s.GIDBase, s.RootFS, names); h != nil {
 		spec.Hooks.CreateRuntime = append(spec.Hooks.CreateRuntime, *h)
 	}
-	if o.Listener != "" {
-		spec.Linux.Seccomp = mountSeccomp(o.Listener)
-	}
+	spec.Linux.Seccomp = instanceSeccomp(o.Listener)
 	return spec
 }
 

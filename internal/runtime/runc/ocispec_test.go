@@ -2,9 +2,11 @@ package runc
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"nubo/internal/runtime"
 )
@@ -136,3 +138,91 @@ func mountAt(s *specs.Spec, dst string) specs.Mount {
 }
 
 var testShim = []string{"/usr/bin/nubo", "runc-shim"}
+
+func TestOCISpecDevices(t *testing.T) {
+	dev := runtime.BlockDevice{Name: "/dev/sdf", HostPath: "/dev/loop7", Major: 7, Minor: 7}
+	nvme := runtime.BlockDevice{Name: "/dev/nvme1n1", HostPath: "/dev/loop8", Major: 7, Minor: 8}
+	s := ociSpec(testSpec(), ociOptions{CgroupParent: "/nubo", Shim: testShim, Listener: "/b/seccomp.sock",
+		DeviceDir: "/b/dev", Devices: []runtime.BlockDevice{dev, nvme}})
+	m := mountAt(s, "/dev/.nubo")
+	if m.Source != "/b/dev" || !slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "nodev") {
+		t.Errorf("/dev/.nubo = %+v, want a bind of the node directory without nodev", m)
+	}
+	if m := mountAt(s, "/dev/sdf"); m.Destination != "" {
+		t.Errorf("/dev/sdf is a mount point: %+v", m)
+	}
+	r := s.Linux.Resources.Devices
+	if len(r) != 3 || r[0].Allow || !r[1].Allow || r[1].Type != "b" || *r[1].Major != 7 || *r[1].Minor != 7 || r[1].Access != "rwm" {
+		t.Errorf("device rules = %+v, want deny all, then allow b 7:7 rwm and 7:8", r)
+	}
+	h := s.Hooks.CreateRuntime
+	wantLinks := []string{"/usr/bin/nubo", "runc-shim", "hook", "dev-links", "--uid", "100000", "--gid", "200000",
+		"--rootfs", testSpec().RootFS, "/dev/sdf", "/dev/nvme1n1"}
+	if len(h) != 2 || !slices.Equal(h[1].Args, wantLinks) {
+		t.Errorf("createRuntime hooks = %+v, want the delegation hook and %q", h, wantLinks)
+	}
+	sc := s.Linux.Seccomp
+	if sc == nil || sc.ListenerPath != "/b/seccomp.sock" || sc.DefaultAction != specs.ActAllow {
+		t.Fatalf("seccomp = %+v, want mount(2) sent to the listener, everything else allowed", sc)
+	}
+	// Each loop ioctl (0x4c00-0x4c0f) is matched by exactly one rule, and
+	// no other request is.
+	for req := uint64(0x4bf0); req < 0x4c20; req++ {
+		var errnos []uint
+		for _, c := range sc.Syscalls {
+			if c.Names[0] == "ioctl" && req&c.Args[0].Value == c.Args[0].ValueTwo {
+				errnos = append(errnos, *c.ErrnoRet)
+			}
+		}
+		var want []uint
+		switch {
+		case req == 0x4c01:
+			want = []uint{0}
+		case req >= 0x4c00 && req <= 0x4c0f:
+			want = []uint{uint(unix.ENOTTY)}
+		}
+		if !slices.Equal(errnos, want) {
+			t.Errorf("ioctl %#x: errnos %v, want %v", req, errnos, want)
+		}
+	}
+	if c := sc.Syscalls[len(sc.Syscalls)-2]; !slices.Equal(c.Names, []string{"mount"}) || c.Action != specs.ActNotify {
+		t.Errorf("seccomp rule = %+v, want mount notified", c)
+	}
+	s = ociSpec(testSpec(), ociOptions{CgroupParent: "/nubo", Shim: testShim})
+	if sc := s.Linux.Seccomp; sc == nil || sc.ListenerPath != "" || len(sc.Syscalls) != len(loopIoctls()) || len(s.Hooks.CreateRuntime) != 1 {
+		t.Errorf("without devices and listener: seccomp %+v, hooks %+v; want only loop ioctls refused", s.Linux.Seccomp, s.Hooks.CreateRuntime)
+	}
+}
+
+func TestMountOptions(t *testing.T) {
+	for _, tc := range []struct {
+		flags  uint64
+		data   string
+		params string
+		attrs  uint64
+	}{
+		{0, "", "", unix.MOUNT_ATTR_NODEV},
+		{unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NOATIME, "errors=remount-ro,discard", "ro errors=remount-ro discard",
+			unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NOATIME},
+		{unix.MS_SILENT, "rw,noexec,strictatime,nodev,subvol=data", "subvol=data",
+			unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC | unix.MOUNT_ATTR_STRICTATIME},
+		{unix.MS_SYNCHRONOUS, "ro,noatime,relatime", "sync ro", unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_RDONLY},
+	} {
+		params, attrs := mountOptions(tc.flags, tc.data)
+		var got []string
+		for _, p := range params {
+			got = append(got, p.String())
+		}
+		if strings.Join(got, " ") != tc.params || attrs != tc.attrs {
+			t.Errorf("mountOptions(%#x, %q) = %q, %#x; want %q, %#x", tc.flags, tc.data, got, attrs, tc.params, tc.attrs)
+		}
+	}
+}
+
+func TestXvdLink(t *testing.T) {
+	for name, want := range map[string]string{"/dev/sdf": "/dev/xvdf", "/dev/sdba1": "/dev/xvdba1", "/dev/xvdf": "", "/dev/nvme1n1": "", "/dev/sd": ""} {
+		if got, _ := xvdLink(name); got != want {
+			t.Errorf("xvdLink(%s) = %q, want %q", name, got, want)
+		}
+	}
+}

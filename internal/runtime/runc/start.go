@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -75,6 +76,7 @@ func (d *Driver) start(ctx context.Context, id string) error {
 	if cons != nil {
 		opts.Console = cons.path
 	}
+	opts.DeviceDir = filepath.Join(d.bundle(id), devDir)
 	if opts.Devices, err = d.bootDevices(spec); err != nil {
 		return err
 	}
@@ -182,20 +184,21 @@ func lastLine(path string) string {
 	return string(b)
 }
 
-// bootDevices are the devices of the instance's record with their host
-// nodes, made again if missing (a new boot of the host, say).
-func (d *Driver) bootDevices(spec runtime.Spec) ([]ociDevice, error) {
+// bootDevices are the devices of the instance's record, whose host nodes
+// it makes again if missing (a new boot of the host, say), in the node
+// directory every instance has.
+func (d *Driver) bootDevices(spec runtime.Spec) ([]runtime.BlockDevice, error) {
+	if err := makeDevDir(filepath.Join(d.bundle(spec.ID), devDir)); err != nil {
+		return nil, err
+	}
 	devs, err := d.devices(spec.ID)
 	if err != nil {
 		return nil, err
 	}
-	var out []ociDevice
 	for _, dev := range devs {
-		node := d.deviceNode(spec.ID, dev.Name)
-		if err := ensureNode(node, dev, spec.UIDBase, spec.GIDBase); err != nil {
+		if err := ensureNode(d.deviceNode(spec.ID, dev.Name), dev, spec.UIDBase, spec.GIDBase); err != nil {
 			return nil, fmt.Errorf("device %s: %w", dev.Name, err)
 		}
-		out = append(out, ociDevice{BlockDevice: dev, Node: node})
 	}
-	return out, nil
+	return devs, nil
 }
