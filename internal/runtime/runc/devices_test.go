@@ -368,8 +368,13 @@ func TestDeviceMountChecks(t *testing.T) {
 			t.Logf("%s fails in the instance either way: %s", script, out)
 		}
 	}
-	// The instance's own device works with the options mount(8) passes.
+	// The instance's own device works with the options mount(8) passes,
+	// and with paths relative to the caller's cwd.
 	mustRuncExec(t, cfg.Root, spec.ID, "mount -t ext4 -o ro,noatime,nosuid /dev/sdh /mnt/vol && ! touch /mnt/vol/x 2>/dev/null && umount /mnt/vol")
+	mustRuncExec(t, cfg.Root, spec.ID, "cd /dev/.nubo && mount -t ext4 ../sdh ../../mnt/vol && test -d /mnt/vol/lost+found && umount /mnt/vol")
+	if log := shimLog(t, cfg, spec.ID); !strings.Contains(log, "source=../sdh target=../../mnt/vol") {
+		t.Errorf("shim log has no mount of relative paths:\n%s", log)
+	}
 	if err := d.DetachDevice(ctx, spec.ID, dev.Name, false); err != nil {
 		t.Fatal(err)
 	}
@@ -541,5 +546,36 @@ func TestMountFilterLatency(t *testing.T) {
 		n, with[0], without[0], with[0]-without[0])
 	if log := shimLog(t, cfg, spec.ID); strings.Contains(log, "mounted for the instance") {
 		t.Errorf("the shim mounted a tmpfs itself:\n%s", log)
+	}
+}
+
+// TestMountListenerGone: when the shim is gone, the instance's mounts fail
+// with ENOSYS instead of waiting for an answer.
+func TestMountListenerGone(t *testing.T) {
+	requireHost(t)
+	cfg := driverConfig(t)
+	d, spec := startDeviceInstance(t, cfg)
+	// A process under the filter that mounts once told to.
+	mustRuncExec(t, cfg.Root, spec.ID, `mkdir -p /mnt/t
+sh -c 'while [ ! -e /tmp/go ]; do sleep 0.05; done; mount -t tmpfs t /mnt/t 2>/tmp/err; echo $? > /tmp/rc' </dev/null >/dev/null 2>&1 &`)
+	shim := shimPid(t, cfg, spec.ID)
+	if err := unix.Kill(shim, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); unix.Kill(shim, 0) == nil; time.Sleep(10 * time.Millisecond) {
+		if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", shim)); strings.Contains(string(st), ") Z ") || time.Now().After(deadline) {
+			break // a zombie until the host's init reaps it
+		}
+	}
+	mustExec(t, d, spec.ID, "touch /tmp/go")
+	rc := filepath.Join(spec.RootFS, "tmp/rc")
+	for deadline := time.Now().Add(5 * time.Second); !exists(rc); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the mount still waits for the dead shim")
+		}
+	}
+	msg, _ := os.ReadFile(filepath.Join(spec.RootFS, "tmp/err"))
+	if code, _ := os.ReadFile(rc); strings.TrimSpace(string(code)) == "0" || !strings.Contains(string(msg), "not implemented") {
+		t.Fatalf("mount without a shim: exit %s, %q; want ENOSYS", code, msg)
 	}
 }

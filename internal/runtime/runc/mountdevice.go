@@ -14,8 +14,9 @@ import (
 
 // How the shim mounts a filesystem on one of an instance's devices for it.
 //
-// The source is resolved as the caller sees it (its root and cwd), and
-// must be a block device of the instance's (devices.json, read at each
+// The source and target are resolved as the caller sees them (its root
+// and cwd; magic links of /proc are not followed), and the source must be
+// a block device of the instance's (devices.json, read at each
 // call: AttachDevice and DetachDevice change it); a filesystem on any other
 // block device is refused with EPERM, and a source that is no block
 // device at all is left to the kernel. The shim then makes the filesystem
@@ -27,8 +28,7 @@ import (
 // idmapped to the instance's user namespace, so that the files of uid 0
 // on the volume are instance root's (without it they would be nobody's and
 // root could not write), and always nodev. Finally the thread joins the
-// caller's mount namespace, root and cwd and moves the mount onto the
-// target.
+// caller's mount namespace and moves the mount onto the target.
 
 // mountDevice carries out a mount of a block filesystem type for a caller
 // that is root of the instance, and answers it.
@@ -43,7 +43,14 @@ func (l *mountListener) mountDevice(req *seccompNotif, m mountCall) {
 	if !l.valid(req) {
 		return
 	}
-	rdev, isBlock, err := statSource(ns, m.source)
+	source, target, err := resolveCall(ns, m.source, m.target)
+	if err != nil {
+		l.answer(req, errnoOf(err))
+		return
+	}
+	defer source.Close()
+	defer target.Close()
+	rdev, isBlock, err := blockDevice(source)
 	switch {
 	case err != nil:
 		l.answer(req, errnoOf(err))
@@ -65,7 +72,7 @@ func (l *mountListener) mountDevice(req *seccompNotif, m mountCall) {
 		l.answer(req, unix.EPERM)
 		return
 	}
-	if err := mountInto(ns, dev, m, l.userns); err != nil {
+	if err := mountInto(ns, dev, m, target, l.userns); err != nil {
 		l.stats.refused.Add(1)
 		log.Warn("mount failed", "device", dev.Name, "err", err)
 		l.answer(req, errnoOf(err))
@@ -76,25 +83,48 @@ func (l *mountListener) mountDevice(req *seccompNotif, m mountCall) {
 	l.answer(req, 0)
 }
 
-// statSource resolves a mount source in the caller's root (relative to
-// its cwd if relative) without leaving that root, and returns its device
-// number if it is a block device.
-func statSource(ns *procNS, source string) (rdev uint64, isBlock bool, err error) {
-	if source == "" {
-		return 0, false, unix.ENOENT
+// resolveCall opens the source and target of a call as the caller
+// resolves them: on a thread with its root and cwd (so ".." stops at its
+// root), without following /proc's magic links. O_PATH handles.
+func resolveCall(ns *procNS, source, target string) (src, tgt *os.File, err error) {
+	err = onPrivateThread(func() error {
+		if err := unix.Fchdir(int(ns.root.Fd())); err != nil {
+			return err
+		}
+		if err := unix.Chroot("."); err != nil {
+			return err
+		}
+		if err := unix.Fchdir(int(ns.cwd.Fd())); err != nil {
+			return err
+		}
+		var err error
+		if src, err = openNoMagic(source); err != nil {
+			return err
+		}
+		if tgt, err = openNoMagic(target); err != nil {
+			src.Close()
+		}
+		return err
+	})
+	return src, tgt, err
+}
+
+func openNoMagic(path string) (*os.File, error) {
+	if path == "" {
+		return nil, unix.ENOENT
 	}
-	dir := ns.root
-	if !strings.HasPrefix(source, "/") {
-		dir = ns.cwd
-	}
-	fd, err := unix.Openat2(int(dir.Fd()), source, &unix.OpenHow{
-		Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT})
+	fd, err := unix.Openat2(unix.AT_FDCWD, path, &unix.OpenHow{
+		Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS})
 	if err != nil {
-		return 0, false, err
+		return nil, err
 	}
-	defer unix.Close(fd)
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// blockDevice returns the device number of f if it is a block device.
+func blockDevice(f *os.File) (rdev uint64, isBlock bool, err error) {
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return 0, false, err
 	}
 	return st.Rdev, st.Mode&unix.S_IFMT == unix.S_IFBLK, nil
@@ -115,9 +145,9 @@ func deviceOf(bundle string, rdev uint64) (runtime.BlockDevice, bool, error) {
 	return runtime.BlockDevice{}, false, nil
 }
 
-// mountInto makes m's filesystem on dev and mounts it at m's target as
-// the caller would have.
-func mountInto(ns *procNS, dev runtime.BlockDevice, m mountCall, userns *os.File) error {
+// mountInto makes m's filesystem on dev and mounts it on target (opened
+// in the caller's mount namespace) as the caller would have.
+func mountInto(ns *procNS, dev runtime.BlockDevice, m mountCall, target, userns *os.File) error {
 	params, attrs := mountOptions(m.flags, m.data)
 	src, err := sourceRoot(dev)
 	if err != nil {
@@ -156,10 +186,12 @@ func mountInto(ns *procNS, dev runtime.BlockDevice, m mountCall, userns *os.File
 		if err := unix.MountSetattr(mfd, "", unix.AT_EMPTY_PATH, &idmap); err != nil {
 			return fmt.Errorf("idmapping the mount: %w", err)
 		}
+		// A mount joins only the namespace of the thread that moves it.
 		if err := ns.enter(); err != nil {
 			return err
 		}
-		if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, m.target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		err = unix.MoveMount(mfd, "", int(target.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+		if err != nil {
 			return fmt.Errorf("mounting at %s: %w", m.target, err)
 		}
 		return nil
