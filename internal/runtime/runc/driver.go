@@ -32,10 +32,17 @@
 // in a PID namespace ends PID 1 as if by SIGINT (poweroff, halt: exit code
 // 130) or SIGHUP (reboot: 129).
 //
-// Host requirements: root, runc 1.1 (tested with cgroups v1 hybrid). Instance root runs
-// as an unprivileged host UID (Spec.UIDBase) while runc sets up the root
-// filesystem, so every directory above Spec.RootFS must be searchable by
-// others (mode 0711 or wider), and the tree itself owned by the mapped range.
+// Block devices (EBS volumes' loop devices) are given to instances as
+// devices.go describes; an instance's mount(2) calls go to its shim through
+// a seccomp filter, and the shim mounts the instance's own devices for it
+// (seccomp.go).
+//
+// Host requirements: root, runc 1.1 (tested with cgroups v1 hybrid; hot-plug
+// of devices needs the v1 devices controller), Linux 5.12 or later for
+// idmapped mounts (tested on 6.18). Instance root runs as an unprivileged
+// host UID (Spec.UIDBase) while runc sets up the root filesystem, so every
+// directory above Spec.RootFS must be searchable by others (mode 0711 or
+// wider), and the tree itself owned by the mapped range.
 package runc
 
 import (
