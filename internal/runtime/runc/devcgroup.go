@@ -45,11 +45,44 @@ func denyDevice(dir string, dev runtime.BlockDevice) error {
 	return writeTree(dir, "devices.deny", deviceRule(dev))
 }
 
+// I/O limits (BlockDevice.IOPS and BPS) are the v1 blkio controller's
+// throttle rules for the device, which runc writes at start from the OCI
+// config and limitDevice writes later. v1 throttling is not hierarchical: a
+// rule holds only for the processes of the cgroup that has it, so it is
+// written to every cgroup of the instance. systemd makes no blkio cgroups
+// of its own unless a unit asks for I/O accounting or limits; the processes
+// of one made after the rules are written escape them. Only direct I/O and
+// reads are throttled: v1 charges buffered writes to no cgroup.
+
+// blkioCgroup is the instance's cgroup in the v1 blkio hierarchy.
+func (d *Driver) blkioCgroup(id string) string {
+	return filepath.Join(cgroupRoot, "blkio", cgroupPath(d.cfg.CgroupParent, id))
+}
+
+// throttleFiles are the blkio rules of a device's limits, by file.
+func throttleFiles(dev runtime.BlockDevice) map[string]uint64 {
+	return map[string]uint64{
+		"blkio.throttle.read_bps_device": dev.BPS, "blkio.throttle.write_bps_device": dev.BPS,
+		"blkio.throttle.read_iops_device": dev.IOPS, "blkio.throttle.write_iops_device": dev.IOPS,
+	}
+}
+
+// limitDevice sets dev's limits in the cgroup at dir and every cgroup
+// below it; a zero limit removes the rule.
+func limitDevice(dir string, dev runtime.BlockDevice) error {
+	for file, v := range throttleFiles(dev) {
+		if err := writeTree(dir, file, fmt.Sprintf("%d:%d %d", dev.Major, dev.Minor, v)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // writeTree writes rule to file in dir and every directory below it, top
 // down. A cgroup removed meanwhile is skipped.
 func writeTree(dir, file, rule string) error {
 	if !exists(dir) {
-		return fmt.Errorf("no devices cgroup %s: hot-plug needs the cgroup v1 devices controller", dir)
+		return fmt.Errorf("no cgroup %s: hot-plug needs the cgroup v1 devices and blkio controllers", dir)
 	}
 	return filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
 		if err != nil {

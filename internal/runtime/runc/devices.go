@@ -179,12 +179,16 @@ func (d *Driver) attachDevice(ctx context.Context, id string, dev runtime.BlockD
 	if err != nil {
 		return err
 	}
-	added := true
-	for _, have := range devs {
+	added, changed := true, false
+	for i, have := range devs {
 		same := have.Major == dev.Major && have.Minor == dev.Minor
 		switch {
 		case have.Name == dev.Name && same:
 			added = false
+			if have != dev { // new limits (a modified volume), or host path
+				changed = true
+				devs[i] = dev
+			}
 		case have.Name == dev.Name:
 			return fmt.Errorf("the instance has another device (%d:%d) at %s", have.Major, have.Minor, have.Name)
 		case same:
@@ -195,8 +199,13 @@ func (d *Driver) attachDevice(ctx context.Context, id string, dev runtime.BlockD
 	if err := ensureNode(node, dev, spec.UIDBase, spec.GIDBase); err != nil {
 		return err
 	}
-	if added {
+	switch {
+	case added:
 		if err := d.writeDevices(id, append(devs, dev)); err != nil {
+			return err
+		}
+	case changed:
+		if err := d.writeDevices(id, devs); err != nil {
 			return err
 		}
 	}
@@ -223,9 +232,13 @@ func (d *Driver) attachDevice(ctx context.Context, id string, dev runtime.BlockD
 	return nil
 }
 
-// plugDevice gives a running instance (PID 1 pid) dev, whose node is made.
+// plugDevice gives a running instance (PID 1 pid) dev, whose node is made,
+// with its I/O limits.
 func (d *Driver) plugDevice(id string, pid int, spec runtime.Spec, dev runtime.BlockDevice) error {
 	if err := allowDevice(d.devicesCgroup(id), dev); err != nil {
+		return err
+	}
+	if err := limitDevice(d.blkioCgroup(id), dev); err != nil {
 		return err
 	}
 	return linkDevice(pid, dev, int(spec.UIDBase), int(spec.GIDBase))
@@ -327,6 +340,12 @@ func (d *Driver) unplugDevice(id string, pid int, dev runtime.BlockDevice, force
 		d.log.Warn("device still open inside the instance after a forced detach", "instance", id, "device", dev.Name, "pids", use.openBy)
 	}
 	if err := denyDevice(d.devicesCgroup(id), dev); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	// Its limits go too: the loop device may be another volume's next.
+	unlimited := dev
+	unlimited.IOPS, unlimited.BPS = 0, 0
+	if err := limitDevice(d.blkioCgroup(id), unlimited); err != nil {
 		return err
 	}
 	return unlinkDevice(pid, dev)

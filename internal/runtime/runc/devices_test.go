@@ -579,3 +579,65 @@ sh -c 'while [ ! -e /tmp/go ]; do sleep 0.05; done; mount -t tmpfs t /mnt/t 2>/t
 		t.Fatalf("mount without a shim: exit %s, %q; want ENOSYS", code, msg)
 	}
 }
+
+// TestDeviceLimits: a device's IOPS and BPS limits hold for the instance's
+// I/O on it, from boot or from the attach, change on a new attach, and go
+// with the device.
+func TestDeviceLimits(t *testing.T) {
+	requireLoop(t)
+	ctx := context.Background()
+	boot := newLoop(t, "/dev/sdf", 64)
+	boot.BPS = 8 << 20
+	hot := newLoop(t, "/dev/sdg", 64)
+	hot.IOPS = 500
+	cfg := driverConfig(t)
+	d, spec := startDeviceInstance(t, cfg, boot)
+	blkio := filepath.Join("/sys/fs/cgroup/blkio", cgroupParent, spec.ID)
+	rules := func(file string) string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(blkio, "blkio.throttle."+file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	rule := func(dev runtime.BlockDevice, v uint64) string {
+		return fmt.Sprintf("%d:%d %d", dev.Major, dev.Minor, v)
+	}
+	if got := rules("write_bps_device"); !strings.Contains(got, rule(boot, boot.BPS)) {
+		t.Fatalf("write_bps_device = %q, want %s", got, rule(boot, boot.BPS))
+	}
+	// 12 MiB at 8 MiB/s: about 1.5 s, where the loop device takes ms.
+	begin := time.Now()
+	mustRuncExec(t, cfg.Root, spec.ID, "dd if=/dev/zero of=/dev/sdf bs=1M count=12 oflag=direct 2>/dev/null")
+	if took := time.Since(begin); took < time.Second {
+		t.Errorf("12 MiB written in %v at 8 MiB/s", took)
+	}
+
+	if err := d.AttachDevice(ctx, spec.ID, hot); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"read_iops_device", "write_iops_device"} {
+		if got := rules(f); !strings.Contains(got, rule(hot, hot.IOPS)) {
+			t.Fatalf("%s = %q, want %s", f, got, rule(hot, hot.IOPS))
+		}
+	}
+	hot.IOPS, hot.BPS = 0, 16<<20 // the volume modified: attached again
+	if err := d.AttachDevice(ctx, spec.ID, hot); err != nil {
+		t.Fatal(err)
+	}
+	if got := rules("write_iops_device"); strings.Contains(got, fmt.Sprintf("%d:%d ", hot.Major, hot.Minor)) {
+		t.Errorf("write_iops_device = %q after the limit was lifted", got)
+	}
+	if got := rules("read_bps_device"); !strings.Contains(got, rule(hot, hot.BPS)) {
+		t.Errorf("read_bps_device = %q, want %s", got, rule(hot, hot.BPS))
+	}
+	if err := d.DetachDevice(ctx, spec.ID, hot.Name, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"read_bps_device", "write_bps_device", "read_iops_device", "write_iops_device"} {
+		if got := rules(f); strings.Contains(got, fmt.Sprintf("%d:%d ", hot.Major, hot.Minor)) {
+			t.Errorf("%s = %q after the detach", f, got)
+		}
+	}
+}

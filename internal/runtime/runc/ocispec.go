@@ -151,6 +151,7 @@ func ociSpec(s runtime.Spec, o ociOptions) *specs.Spec {
 		major, minor := int64(dev.Major), int64(dev.Minor)
 		spec.Linux.Resources.Devices = append(spec.Linux.Resources.Devices,
 			specs.LinuxDeviceCgroup{Allow: true, Type: "b", Major: &major, Minor: &minor, Access: "rwm"})
+		throttle(spec.Linux.Resources, dev)
 		names = append(names, dev.Name)
 	}
 	if h := devLinksHook(o.Shim, s.UIDBase, s.GIDBase, s.RootFS, names); h != nil {
@@ -196,4 +197,28 @@ func mounts(joinedNetNS bool) []specs.Mount {
 // cgroupPath is the instance's cgroup below parent, e.g. /nubo/i-0123….
 func cgroupPath(parent, id string) string {
 	return filepath.Join("/", parent, id)
+}
+
+// throttle adds dev's I/O limits (each direction) to r.
+func throttle(r *specs.LinuxResources, dev runtime.BlockDevice) {
+	if dev.IOPS == 0 && dev.BPS == 0 {
+		return
+	}
+	if r.BlockIO == nil {
+		r.BlockIO = &specs.LinuxBlockIO{}
+	}
+	b := r.BlockIO
+	rule := func(rate uint64) specs.LinuxThrottleDevice {
+		t := specs.LinuxThrottleDevice{Rate: rate}
+		t.Major, t.Minor = int64(dev.Major), int64(dev.Minor)
+		return t
+	}
+	if dev.BPS > 0 {
+		b.ThrottleReadBpsDevice = append(b.ThrottleReadBpsDevice, rule(dev.BPS))
+		b.ThrottleWriteBpsDevice = append(b.ThrottleWriteBpsDevice, rule(dev.BPS))
+	}
+	if dev.IOPS > 0 {
+		b.ThrottleReadIOPSDevice = append(b.ThrottleReadIOPSDevice, rule(dev.IOPS))
+		b.ThrottleWriteIOPSDevice = append(b.ThrottleWriteIOPSDevice, rule(dev.IOPS))
+	}
 }

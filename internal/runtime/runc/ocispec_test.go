@@ -140,7 +140,7 @@ func mountAt(s *specs.Spec, dst string) specs.Mount {
 var testShim = []string{"/usr/bin/nubo", "runc-shim"}
 
 func TestOCISpecDevices(t *testing.T) {
-	dev := runtime.BlockDevice{Name: "/dev/sdf", HostPath: "/dev/loop7", Major: 7, Minor: 7}
+	dev := runtime.BlockDevice{Name: "/dev/sdf", HostPath: "/dev/loop7", Major: 7, Minor: 7, IOPS: 3000, BPS: 125 << 20}
 	nvme := runtime.BlockDevice{Name: "/dev/nvme1n1", HostPath: "/dev/loop8", Major: 7, Minor: 8}
 	s := ociSpec(testSpec(), ociOptions{CgroupParent: "/nubo", Shim: testShim, Listener: "/b/seccomp.sock",
 		DeviceDir: "/b/dev", Devices: []runtime.BlockDevice{dev, nvme}})
@@ -154,6 +154,11 @@ func TestOCISpecDevices(t *testing.T) {
 	r := s.Linux.Resources.Devices
 	if len(r) != 3 || r[0].Allow || !r[1].Allow || r[1].Type != "b" || *r[1].Major != 7 || *r[1].Minor != 7 || r[1].Access != "rwm" {
 		t.Errorf("device rules = %+v, want deny all, then allow b 7:7 rwm and 7:8", r)
+	}
+	b := s.Linux.Resources.BlockIO
+	if b == nil || len(b.ThrottleReadBpsDevice) != 1 || b.ThrottleWriteBpsDevice[0].Rate != 125<<20 || b.ThrottleWriteBpsDevice[0].Minor != 7 ||
+		len(b.ThrottleReadIOPSDevice) != 1 || b.ThrottleWriteIOPSDevice[0].Rate != 3000 {
+		t.Errorf("blockIO = %+v, want 3000 IOPS and 125 MiB/s each way on 7:7 only", b)
 	}
 	h := s.Hooks.CreateRuntime
 	wantLinks := []string{"/usr/bin/nubo", "runc-shim", "hook", "dev-links", "--uid", "100000", "--gid", "200000",
