@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 
 	"nubo/internal/nubotest"
 )
@@ -31,7 +33,7 @@ func benchVolumes(ctx context.Context, reps int) error {
 		fmt.Println("\nvolumes: skipped (needs root)")
 		return nil
 	}
-	_, c, stop, err := benchServer(ctx, "debian-12-minimal")
+	srv, c, stop, err := benchServer(ctx, "debian-12-minimal")
 	if err != nil {
 		return err
 	}
@@ -63,7 +65,7 @@ func benchVolumes(ctx context.Context, reps int) error {
 			in.Iops = aws.Int32(cf.iop)
 		}
 		device := fmt.Sprintf("/dev/sd%c", 'f'+i)
-		r, err := measureVolume(ctx, c, sh, in, device, reps)
+		r, err := measureVolume(ctx, c, sh, srv.DataDir, in, device, reps)
 		if err != nil {
 			return fmt.Errorf("%s: %w", cf.name, err)
 		}
@@ -136,7 +138,7 @@ func volumeBenchInstance(ctx context.Context, c *ec2.Client) (*ssh.Client, strin
 }
 
 // measureVolume creates, attaches, measures, detaches and deletes one volume.
-func measureVolume(ctx context.Context, c *ec2.Client, sh *ssh.Client, in *ec2.CreateVolumeInput, device string, reps int) (ioResult, error) {
+func measureVolume(ctx context.Context, c *ec2.Client, sh *ssh.Client, dataDir string, in *ec2.CreateVolumeInput, device string, reps int) (ioResult, error) {
 	v, err := c.CreateVolume(ctx, in)
 	if err != nil {
 		return ioResult{}, err
@@ -160,16 +162,27 @@ func measureVolume(ctx context.Context, c *ec2.Client, sh *ssh.Client, in *ec2.C
 	if err := waitVolumeState(ctx, c, id, "attached"); err != nil {
 		return ioResult{}, err
 	}
+	// An encrypted volume's file is served through the pool's page cache
+	// (fscrypt without inline encryption has no direct I/O): writes are
+	// timed to their fsync, and reads start with that cache dropped, so
+	// both include the encryption.
+	file := filepath.Join(dataDir, "ebs", "pool", id, "volume")
 	var runs []ioResult
 	for range reps {
 		var r ioResult
-		if r.seqWrite, err = ddMiBps(sh, fmt.Sprintf("sudo dd if=/dev/zero of=%s bs=1M count=512 oflag=direct", device)); err != nil {
+		if r.seqWrite, err = ddMiBps(sh, fmt.Sprintf("sudo dd if=/dev/zero of=%s bs=1M count=512 oflag=direct conv=fsync", device)); err != nil {
+			return ioResult{}, err
+		}
+		if err := dropCache(file); err != nil {
 			return ioResult{}, err
 		}
 		if r.seqRead, err = ddMiBps(sh, fmt.Sprintf("sudo dd if=%s of=/dev/null bs=1M count=512 iflag=direct", device)); err != nil {
 			return ioResult{}, err
 		}
 		if r.randWrite, err = randIOPS(sh, device, "write"); err != nil {
+			return ioResult{}, err
+		}
+		if err := dropCache(file); err != nil {
 			return ioResult{}, err
 		}
 		if r.randRead, err = randIOPS(sh, device, "read"); err != nil {
@@ -248,15 +261,16 @@ func ddMiBps(sh *ssh.Client, cmd string) (float64, error) {
 }
 
 // randIO does 4 KiB O_DIRECT I/O at random offsets of the device's first
-// 512 MiB (written by the sequential pass) from 4 threads for 3 s and
-// prints operations per second.
+// 512 MiB (written by the sequential pass) from 4 threads for 3 s, then
+// fsyncs, and prints operations per second.
 const randIO = `
 import mmap, os, random, sys, threading, time
 path, mode = sys.argv[1], sys.argv[2]
 fd = os.open(path, (os.O_RDWR if mode == "write" else os.O_RDONLY) | os.O_DIRECT)
 blocks, secs, threads = (512 << 20) // 4096, 3.0, 4
 counts = [0] * threads
-stop = time.monotonic() + secs
+start = time.monotonic()
+stop = start + secs
 def work(i):
     buf, rnd, n = mmap.mmap(-1, 4096), random.Random(i), 0
     io = os.pwritev if mode == "write" else os.preadv
@@ -267,7 +281,8 @@ def work(i):
 ts = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
 for t in ts: t.start()
 for t in ts: t.join()
-print(sum(counts) / secs)
+os.fsync(fd)
+print(sum(counts) / (time.monotonic() - start))
 `
 
 func randIOPS(sh *ssh.Client, device, mode string) (float64, error) {
@@ -276,4 +291,17 @@ func randIOPS(sh *ssh.Client, device, mode string) (float64, error) {
 		return 0, err
 	}
 	return strconv.ParseFloat(strings.TrimSpace(out), 64)
+}
+
+// dropCache drops the host's cached pages of a volume's file.
+func dropCache(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
 }
