@@ -93,7 +93,7 @@ func (s *Service) DefaultKey(ctx context.Context, scope resource.Scope) (arn str
 		if !errors.Is(err, store.ErrNotFound) {
 			return "", fmt.Errorf("reading %s: %w", DefaultAlias, err)
 		}
-		k := Key{ID: newUUID(), Material: make([]byte, 32), Manager: "AWS", CreateTime: s.now(),
+		k := Key{ID: resource.NewUUID(), Material: make([]byte, 32), Manager: "AWS", CreateTime: s.now(),
 			Description: "Default key that protects my EBS volumes when no other key is defined"}
 		k.ARN = KeyARN(scope, k.ID)
 		if _, err := rand.Read(k.Material); err != nil {
@@ -226,17 +226,6 @@ func (s *Service) aead(ctx context.Context, scope resource.Scope, arn string) (c
 // be bound: the data key is made before the ID is final.)
 func aad(scope resource.Scope, arn string) []byte {
 	return []byte(arn + "\x00" + scope.Account)
-}
-
-// newUUID is a random (version 4) UUID, the form of KMS key IDs.
-func newUUID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand never fails on Linux
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
 // validUUID accepts the 8-4-4-4-12 lower-case hex form.

@@ -6,6 +6,7 @@ package resource
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"time"
 
@@ -68,6 +69,18 @@ func KindOf(id string) (Kind, bool) {
 		}
 	}
 	return Kind{}, false
+}
+
+// NewUUID returns a random (version 4) UUID, the form of KMS key IDs and
+// snapshot data key IDs.
+func NewUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
 // NewID returns a fresh ID in AWS's long form: prefix, dash, 17 hex digits.

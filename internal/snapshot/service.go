@@ -173,7 +173,7 @@ func (s *Service) lineageOf(ctx context.Context, sc resource.Scope, v volume.Vol
 
 func (s *Service) newLineage(ctx context.Context, sc resource.Scope, encrypted bool, keyARN string) (string, []byte, error) {
 	if !encrypted {
-		return newLineage(), nil, nil
+		return resource.NewUUID(), nil, nil
 	}
 	if s.KMS == nil {
 		return "", nil, errors.New("encrypted snapshot asked and no key service is configured")
@@ -183,7 +183,7 @@ func (s *Service) newLineage(ctx context.Context, sc resource.Scope, encrypted b
 		return "", nil, fmt.Errorf("making a snapshot data key: %w", err)
 	}
 	clear(plain) // the agent unwraps its own copy
-	return newLineage(), wrapped, nil
+	return resource.NewUUID(), wrapped, nil
 }
 
 // CreateSpec is a CreateSnapshot request.

@@ -5,8 +5,6 @@
 package snapshot
 
 import (
-	"crypto/rand"
-	"fmt"
 	"time"
 
 	"nubo/internal/resource"
@@ -77,15 +75,4 @@ func (s Snapshot) DataKeyID() string {
 		return ""
 	}
 	return s.Lineage
-}
-
-// newLineage is a random (version 4) UUID.
-func newLineage() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand never fails on Linux
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
