@@ -171,7 +171,15 @@ func (s *Store) Teardown(ctx context.Context) error {
 	if err := unix.Unmount(s.root, 0); err != nil && !errors.Is(err, unix.EINVAL) {
 		return fmt.Errorf("unmounting pool: %w", err)
 	}
-	return loopDetach(ctx, s.pool)
+	err = loopDetach(ctx, s.pool)
+	if errors.Is(err, ErrBusy) {
+		// A mount namespace made while the pool was mounted (an image
+		// build, any unshare) holds a copy of the pool's mount; the kernel
+		// unbinds the device when that namespace ends.
+		s.log.Warn("pool device detaches when the last mount namespace holding the pool ends", "device", s.pool.Path)
+		return nil
+	}
+	return err
 }
 
 // mountedDevice returns the device of the filesystem mounted at path (the
