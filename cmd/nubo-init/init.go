@@ -127,6 +127,9 @@ func (in *initd) boot() {
 	if err := os.Remove(in.path(bootFinished)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		in.con.logf("cannot remove /%s: %v", bootFinished, err)
 	}
+	if in.root == "/" { // tests run nubo-init over a temporary root, unprivileged mounts aside
+		in.mountFstab()
+	}
 	in.identify(ctx)
 	marker := in.path(firstBootMarker)
 	first, err := firstBootNeeded(marker, in.instanceID)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -78,6 +79,16 @@ func TestVolumeMovesBetweenInstances(t *testing.T) {
 	got = sshAdmin(t, pem, ipB, "set -e; sudo mkdir -p /data; sudo mount /dev/sdg /data; cat /data/file; touch /data/admin-can-write; sudo umount /data")
 	if got != "hello from A" {
 		t.Fatalf("inside B: %q", got)
+	}
+	// Listed in /etc/fstab, it is mounted at boot.
+	sshAdmin(t, pem, ipB, "echo '/dev/sdg /data ext4 defaults,nofail 0 2' | sudo tee -a /etc/fstab >/dev/null")
+	if _, err := c.RebootInstances(ctx(t), &ec2.RebootInstancesInput{InstanceIds: []string{b}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // let the reboot begin
+	sshUntil(t, pem, ipB, 2*time.Minute)
+	if got := sshAdmin(t, pem, ipB, "cat /data/file && sudo umount /data"); got != "hello from A" {
+		t.Fatalf("after a reboot with /dev/sdg in /etc/fstab: %q", got)
 	}
 	// Mounting in place of the instance is only for its own devices.
 	if got := sshAdmin(t, pem, ipB, "sudo mount /dev/sdg /mnt 2>&1; sudo umount /mnt; sudo mount -t ext4 /dev/loop0 /mnt 2>&1 || echo refused"); !strings.HasSuffix(got, "refused") {
@@ -285,5 +296,54 @@ func fileHolds(path string, needle []byte) (bool, error) {
 			}
 		}
 		off = end
+	}
+}
+
+// TestVolumeOnSystemdImage: in debian-12 (systemd, cloud-init) root formats
+// and mounts a volume, and a volume in /etc/fstab is mounted at boot.
+func TestVolumeOnSystemdImage(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("instances need root")
+	}
+	images, err := nubotest.ImageCache(context.Background(), "debian-12")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, c := start(t, "--image-dir", images)
+	imgs, err := c.DescribeImages(ctx(t), &ec2.DescribeImagesInput{Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"debian-12"}}}})
+	if err != nil || len(imgs.Images) != 1 {
+		t.Fatalf("debian-12 not registered: %v", err)
+	}
+	pem := loginKey(t, c)
+	out, err := c.RunInstances(ctx(t), &ec2.RunInstancesInput{ImageId: imgs.Images[0].ImageId, InstanceType: types.InstanceTypeT3Micro,
+		MinCount: aws.Int32(1), MaxCount: aws.Int32(1), KeyName: aws.String("login")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(out.Instances[0].InstanceId)
+	waitState(t, c, "running", id)
+	inst := describeOne(t, c, id)
+	vol, err := c.CreateVolume(ctx(t), &ec2.CreateVolumeInput{AvailabilityZone: inst.Placement.AvailabilityZone, Size: aws.Int32(1), Encrypted: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitVolume(t, c, aws.ToString(vol.VolumeId), types.VolumeStateAvailable)
+	attach(t, c, aws.ToString(vol.VolumeId), id, "/dev/sdf")
+	ip := aws.ToString(inst.PublicIpAddress)
+	sshUntil(t, pem, ip, 2*time.Minute)
+	sshAdmin(t, pem, ip, `set -e
+		sudo mkfs.ext4 -q /dev/xvdf
+		sudo mkdir /data
+		sudo mount /dev/xvdf /data
+		echo kept | sudo tee /data/f >/dev/null
+		sudo umount /data
+		echo '/dev/xvdf /data ext4 defaults,nofail 0 2' | sudo tee -a /etc/fstab >/dev/null`)
+	if _, err := c.RebootInstances(ctx(t), &ec2.RebootInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	sshUntil(t, pem, ip, 2*time.Minute)
+	if got := sshAdmin(t, pem, ip, "cat /data/f"); got != "kept" {
+		t.Fatalf("after a reboot with /dev/xvdf in /etc/fstab: %q", got)
 	}
 }
