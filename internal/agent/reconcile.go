@@ -143,7 +143,7 @@ func (a *Agent) boot(ctx context.Context, key string, in instance.Instance, exis
 	if err := os.Chmod(a.Dir, 0o711); err != nil {
 		return err
 	}
-	if err := a.Roots.Mount(in.RootVolumeID, a.ImageRoot(im), a.rootfs(in.ID), im.UIDBase); err != nil {
+	if err := a.mountRoot(ctx, in, im); err != nil {
 		return err
 	}
 	netns, err := a.attachNetwork(ctx, in)
@@ -232,6 +232,9 @@ func (a *Agent) ensureStopped(ctx context.Context, key string, in instance.Insta
 	if err := a.halt(ctx, in.ID, grace); err != nil {
 		return err
 	}
+	if err := a.detachRoot(ctx, in); err != nil {
+		return err
+	}
 	if err := a.wipeEphemeral(ctx, in.ID, ephemeralCount(in.InstanceType)); err != nil {
 		return err
 	}
@@ -298,7 +301,8 @@ func (a *Agent) releaseAddress(ctx context.Context, key, holder string) error {
 }
 
 // halt stops the instance's processes, frees its runtime resources and
-// unmounts its root; the volume's data stays.
+// unmounts its root (and its root block volume's filesystem on the host);
+// the volume's data stays.
 func (a *Agent) halt(ctx context.Context, id string, grace time.Duration) error {
 	if _, err := a.Runtime.State(ctx, id); err == nil {
 		if err := a.Runtime.Stop(ctx, id, grace); err != nil {
@@ -310,7 +314,7 @@ func (a *Agent) halt(ctx context.Context, id string, grace time.Duration) error 
 	} else if !errors.Is(err, runtime.ErrNotFound) {
 		return err
 	}
-	return a.Roots.Unmount(a.rootfs(id))
+	return a.unmountRoot(id)
 }
 
 func (a *Agent) ensureTerminated(ctx context.Context, key string, in instance.Instance) error {
@@ -358,6 +362,11 @@ func (a *Agent) ensureTerminated(ctx context.Context, key string, in instance.In
 
 // releaseRootVolume deletes the root volume (DeleteOnTermination) or detaches it.
 func (a *Agent) releaseRootVolume(ctx context.Context, in instance.Instance) error {
+	if _, block, err := a.rootVolume(ctx, in); err != nil {
+		return err
+	} else if block {
+		return a.releaseBlockRoot(ctx, in)
+	}
 	sc := resource.Scope{Account: in.Account, Region: in.Region}
 	vkey := resource.Key(sc, resource.Volume, in.RootVolumeID)
 	if in.DeleteOnTermination {

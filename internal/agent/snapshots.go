@@ -396,6 +396,16 @@ func (a *Agent) freeze(ctx context.Context, running bool, instanceID string, job
 	if err != nil {
 		return nothing, err
 	}
+	// A root volume's filesystem is mounted on the host, not in the
+	// instance, so the freezer's syncfs of the instance's mounts missed it.
+	for _, j := range jobs {
+		if j.err == nil && j.v.IsRoot() && j.v.Attachment.InstanceID == instanceID {
+			if err := volume.SyncFS(a.rootvol(instanceID)); err != nil {
+				z.Thaw()
+				return nothing, err
+			}
+		}
+	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {

@@ -60,8 +60,8 @@ func (a *Agent) reconcileVolume(ctx context.Context, key string) error {
 	} else if err != nil {
 		return err
 	}
-	if v.Host != a.Host || !v.IsBlock() {
-		return nil
+	if v.Host != a.Host || !v.IsBlock() || v.IsRoot() {
+		return nil // a root volume is its instance's reconcile's (rootvol.go)
 	}
 	sc := scopeOf(key)
 	switch v.State {
@@ -308,7 +308,7 @@ func (a *Agent) instanceVolumes(ctx context.Context, in instance.Instance) ([]st
 		if err := json.Unmarshal(kv.Value, &v); err != nil {
 			return nil, nil, fmt.Errorf("decoding %s: %w", kv.Key, err)
 		}
-		if v.IsBlock() && v.Attachment != nil && v.Attachment.InstanceID == in.ID && v.State != volume.Deleting {
+		if v.IsBlock() && v.Attachment != nil && v.Attachment.InstanceID == in.ID && !v.Attachment.Root && v.State != volume.Deleting {
 			keys, vols = append(keys, kv), append(vols, v)
 		}
 	}

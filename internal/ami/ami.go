@@ -44,6 +44,41 @@ type Image struct {
 	// its console once it is up (nubo's own images); others are up as soon
 	// as their init runs.
 	Announces bool `json:"announces,omitempty"`
+
+	// Images made from instances or snapshots (CreateImage, RegisterImage,
+	// CopyImage) are two layers: BaseImageID, a built image whose root
+	// filesystem is the lower layer (Location, Init, UIDBase and Announces
+	// are its), and RootSnapshotID, a snapshot of a root volume holding the
+	// upper layer, restored into each new instance's root volume.
+	BaseImageID    string `json:"baseImageId,omitempty"`
+	RootSnapshotID string `json:"rootSnapshotId,omitempty"`
+	RootVolumeType string `json:"rootVolumeType,omitempty"`
+	RootEncrypted  bool   `json:"rootEncrypted,omitempty"`
+	RootKmsKeyID   string `json:"rootKmsKeyId,omitempty"`
+	// DeleteOnTermination of the root mapping; nil: true.
+	RootDeleteOnTermination *bool `json:"rootDeleteOnTermination,omitempty"`
+	// Data are the other volumes of the mapping (CreateImage snapshots the
+	// instance's data volumes too).
+	Data []Mapping `json:"data,omitempty"`
+}
+
+// Mapping is a data volume of an image's block device mapping.
+type Mapping struct {
+	Device              string `json:"device"`
+	SnapshotID          string `json:"snapshotId"`
+	SizeGiB             int    `json:"sizeGiB"`
+	VolumeType          string `json:"volumeType"`
+	Encrypted           bool   `json:"encrypted"`
+	DeleteOnTermination bool   `json:"deleteOnTermination"`
+}
+
+// Base is the image whose root filesystem is im's lower layer: im itself
+// unless im was made from an instance or a snapshot.
+func (im Image) Base() string {
+	if im.BaseImageID != "" {
+		return im.BaseImageID
+	}
+	return im.ID
 }
 
 // PlatformDetails is EC2's PlatformDetails for the image.
@@ -58,6 +93,16 @@ func (im Image) PlatformDetails() string {
 type Registry struct {
 	Store  *store.Store
 	Region string
+	// Settle, if set, brings a pending image up to date as it is read
+	// (Maker.Settle: available once its snapshots completed).
+	Settle func(ctx context.Context, im Image) (Image, error)
+}
+
+func (r *Registry) settle(ctx context.Context, im Image) (Image, error) {
+	if r.Settle == nil || im.State != "pending" {
+		return im, nil
+	}
+	return r.Settle(ctx, im)
 }
 
 // PublicID is the stable AMI ID of a public image: the same name and build
@@ -93,7 +138,7 @@ func (r *Registry) Get(ctx context.Context, account, id string) (Image, error) {
 		var im Image
 		_, err := r.Store.Get(ctx, resource.Key(r.scope(owner), resource.Image, id), &im)
 		if err == nil {
-			return im, nil
+			return r.settle(ctx, im)
 		}
 		if !errors.Is(err, store.ErrNotFound) {
 			return Image{}, err
@@ -114,6 +159,9 @@ func (r *Registry) List(ctx context.Context, account string) ([]Image, error) {
 			var im Image
 			if err := json.Unmarshal(kv.Value, &im); err != nil {
 				return nil, fmt.Errorf("decoding %s: %w", kv.Key, err)
+			}
+			if im, err = r.settle(ctx, im); err != nil {
+				return nil, err
 			}
 			out = append(out, im)
 		}

@@ -14,7 +14,8 @@ import (
 
 // Cleanup removes from the host everything nubo made for instances under
 // dataDir: it stops and deletes every instance in the runtime (processes,
-// cgroups, runtime state), unmounts every root volume and takes the EBS
+// cgroups, runtime state), unmounts every root volume (the overlay, then a
+// root block volume's filesystem) and takes the EBS
 // pool off its loop devices. Volumes' data and
 // the store stay; a later `nubo serve` reports those instances stopped.
 func Cleanup(ctx context.Context, dataDir string) error {
@@ -39,6 +40,10 @@ func Cleanup(ctx context.Context, dataDir string) error {
 	roots := volume.Roots{}
 	for _, d := range dirs {
 		if err := roots.Unmount(d); err != nil {
+			errs = append(errs, err)
+		}
+		// A root block volume's filesystem, under the overlay.
+		if err := volume.UnmountFS(filepath.Join(filepath.Dir(d), "rootvol")); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -121,6 +121,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// Volumes go to the instances' one host until the scheduler.
+	volumes := &volume.Service{Store: st, Host: cfg.Host.Name, Zones: zones, KMS: &kms.Service{Store: st}}
+	snapshots := &snapshot.Service{Store: st, Volumes: volumes, KMS: volumes.KMS}
+	volumes.Snapshots = snapshots // CreateVolume restores them
+	amis := &ami.Maker{Images: images, Volumes: volumes, Snapshots: snapshots}
+	images.Settle = amis.Settle          // pending AMIs: available once their snapshots are
+	snapshots.InUse = amis.SnapshotInUse // DeleteSnapshot: InvalidSnapshot.InUse
 	host, err := startHost(ctx, cfg, st, images, vpcs, metadata.Serve)
 	if err != nil {
 		return err
@@ -137,11 +144,11 @@ func Run(ctx context.Context, cfg Config) error {
 		VPCs:    vpcs,
 
 		SecurityGroups: groups,
-		// Volumes go to the instances' one host until the scheduler.
-		Volumes: &volume.Service{Store: st, Host: cfg.Host.Name, Zones: zones, KMS: &kms.Service{Store: st}},
+		Volumes:        volumes,
+		Snapshots:      snapshots,
+		AMIs:           amis,
 	}
-	api.Snapshots = &snapshot.Service{Store: st, Volumes: api.Volumes, KMS: api.Volumes.KMS}
-	api.Volumes.Snapshots = api.Snapshots // CreateVolume restores them
+	api.Instances.Volumes = volumes // root volumes are block volumes
 	q := &ec2query.Server{
 		Region:  cfg.Region,
 		Actions: api.Actions(),

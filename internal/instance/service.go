@@ -34,7 +34,10 @@ type Service struct {
 	KeyPairs *keypair.Service
 	VPCs     *vpc.Service
 	Public   *vpc.PublicPool
-	Now      func() time.Time
+	// Volumes, when set, makes root volumes block volumes (encryptable,
+	// snapshottable); nil keeps them overlays on the host's disk (tests).
+	Volumes *volume.Service
+	Now     func() time.Time
 }
 
 // MaxLaunch is the most instances one RunInstances launches (EC2's
@@ -60,6 +63,9 @@ type RunSpec struct {
 	SecurityGroupNames []string `json:",omitempty"`
 	// MetadataOptions as given (validated); nil: the defaults.
 	MetadataOptions *MetadataOptions `json:",omitempty"`
+	// Root is the rest of the root device's mapping (type, performance,
+	// encryption); RootSizeGiB and DeleteOnTermination are above.
+	Root *volume.RootSpec `json:",omitempty"`
 }
 
 // Reservation is what RunInstances answers.
@@ -132,6 +138,10 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 		return Reservation{}, apierr.New(apierr.InvalidParameterValue,
 			"Volume of size %dGB is smaller than snapshot of image %s, expect size >= %dGB", spec.RootSizeGiB, im.ID, im.SizeGiB)
 	}
+	root, err := s.planRoot(ctx, account, spec, im)
+	if err != nil {
+		return Reservation{}, err
+	}
 	if spec.MinCount > MaxLaunch {
 		return Reservation{}, apierr.New("InstanceLimitExceeded", "You have requested more instances (%d) than your current instance limit of %d allows.", spec.MinCount, MaxLaunch)
 	}
@@ -175,7 +185,10 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 				"We currently do not have sufficient %s capacity to launch %d instance(s). Host %s has %d vCPUs and %d MiB, %d vCPUs and %d MiB in use.",
 				spec.InstanceType, spec.MinCount, host.Name, host.VCPUs, host.MemoryMiB, alloc.Sum().VCPUs, alloc.Sum().MemoryMiB)
 		}
-		res, ops := s.newReservation(account, spec, im, n, sn)
+		res, ops, err := s.newReservation(ctx, account, spec, im, n, sn, root)
+		if err != nil {
+			return Reservation{}, err
+		}
 		for i := range res.Instances {
 			res.Instances[i].SecurityGroups = groups
 			res.Instances[i].PublicKey = publicKey
@@ -208,7 +221,7 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 	return Reservation{}, apierr.New("RequestLimitExceeded", "Too many concurrent launches; retry.")
 }
 
-func (s *Service) newReservation(account string, spec RunSpec, im ami.Image, n int, sn vpc.Subnet) (Reservation, []store.Op) {
+func (s *Service) newReservation(ctx context.Context, account string, spec RunSpec, im ami.Image, n int, sn vpc.Subnet, root *volume.RootPlan) (Reservation, []store.Op, error) {
 	now := s.now()
 	res := Reservation{ID: resource.NewID(resource.Reservation), Account: account}
 	var ops []store.Op
@@ -256,10 +269,50 @@ func (s *Service) newReservation(account string, spec RunSpec, im ami.Image, n i
 			State: "in-use", ImageID: im.ID, Host: s.Host,
 			Attachment: &volume.Attachment{InstanceID: in.ID, Device: im.RootDevice, AttachTime: now, DeleteOnTermination: spec.DeleteOnTermination},
 		}
+		if root != nil {
+			var err error
+			vol, err = s.Volumes.RootRecord(ctx, s.scope(account), *root, volume.NewRoot{
+				ID: in.RootVolumeID, InstanceID: in.ID, Device: im.RootDevice, Zone: sn.Zone,
+				ImageID: im.ID, BaseImageID: im.Base(), SnapshotID: im.RootSnapshotID,
+				DeleteOnTermination: spec.DeleteOnTermination, Tags: vtags, Time: now,
+			})
+			if err != nil {
+				return Reservation{}, nil, err
+			}
+		}
 		res.Instances = append(res.Instances, in)
 		ops = append(ops, store.Op{Key: resource.Key(s.scope(account), resource.Volume, vol.ID), Value: vol})
 	}
-	return res, ops
+	return res, ops, nil
+}
+
+// planRoot settles the root block volume of a launch (nil when root
+// volumes are overlays): the mapping's type and performance, encrypted
+// when asked, by default, or when the image's root snapshot is.
+func (s *Service) planRoot(ctx context.Context, account string, spec RunSpec, im ami.Image) (*volume.RootPlan, error) {
+	if s.Volumes == nil {
+		return nil, nil
+	}
+	var rs volume.RootSpec
+	if spec.Root != nil {
+		rs = *spec.Root
+	}
+	if rs.Type == "" {
+		rs.Type = im.RootVolumeType
+	}
+	rs.SizeGiB = spec.RootSizeGiB
+	if im.RootEncrypted {
+		on := true
+		rs.Encrypted = &on
+		if rs.KmsKeyID == "" {
+			rs.KmsKeyID = im.RootKmsKeyID
+		}
+	}
+	p, err := s.Volumes.PlanRoot(ctx, s.scope(account), rs)
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
 }
 
 // subnet resolves where instances go: SubnetId, else the default VPC's

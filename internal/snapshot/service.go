@@ -31,7 +31,7 @@ type Service struct {
 	KMS     *kms.Service
 	Now     func() time.Time
 	// InUse returns the AMI that uses a snapshot, "" if none: DeleteSnapshot
-	// refuses those (InvalidSnapshot.InUse). No AMI uses snapshots yet.
+	// refuses those (InvalidSnapshot.InUse); ami.Maker.SnapshotInUse.
 	InUse func(ctx context.Context, sc resource.Scope, id string) (string, error)
 	// MaxSnapshots is the quota per region; 0 means MaxPerRegion.
 	MaxSnapshots int
@@ -245,7 +245,7 @@ func (s *Service) newSnapshot(ctx context.Context, sc resource.Scope, v volume.V
 	}
 	return Snapshot{
 		Meta:     resource.Meta{ID: resource.NewID(resource.Snapshot), Tags: tags, CreateTime: s.now()},
-		VolumeID: v.ID, VolumeSizeGiB: v.SizeGiB, State: Pending, Description: desc,
+		VolumeID: v.ID, VolumeSizeGiB: v.SizeGiB, State: Pending, Description: desc, BaseImageID: v.BaseImageID,
 		Encrypted: v.Encrypted, KmsKeyID: v.KmsKeyID, Host: v.Host, Lineage: lineage, WrappedKey: wrapped,
 	}, nil
 }
@@ -253,8 +253,8 @@ func (s *Service) newSnapshot(ctx context.Context, sc resource.Scope, v volume.V
 // InstanceSpec is a CreateSnapshots request.
 type InstanceSpec struct {
 	InstanceID string
-	// ExcludeBootVolume is accepted; the root volume, an overlay, is never
-	// snapshotted yet.
+	// ExcludeBootVolume leaves the root volume out (root volumes that are
+	// overlays, older instances', are always left out).
 	ExcludeBootVolume  bool
 	ExcludeDataVolumes []string
 	Description        string
@@ -264,8 +264,9 @@ type InstanceSpec struct {
 
 // instanceRecord is what this package reads of an instance record.
 type instanceRecord struct {
-	ID    string `json:"id"`
-	State string `json:"state"`
+	ID           string `json:"id"`
+	State        string `json:"state"`
+	RootVolumeID string `json:"rootVolumeId"`
 }
 
 // ValidateForInstance checks a CreateSnapshots request without writing.
@@ -351,6 +352,14 @@ func (s *Service) instanceVolumes(ctx context.Context, sc resource.Scope, spec I
 		}
 	}
 	var vols []volume.Volume
+	if !spec.ExcludeBootVolume && in.RootVolumeID != "" {
+		root, err := s.Volumes.Get(ctx, sc, in.RootVolumeID)
+		if err == nil && root.IsRoot() && root.Attachment.InstanceID == in.ID {
+			attached = append([]volume.Volume{root}, attached...)
+		} else if _, ok := apierr.As(err); err != nil && !ok {
+			return nil, err
+		}
+	}
 	for _, v := range attached {
 		if v.Attachment.Status() == volume.Attached && !slices.Contains(spec.ExcludeDataVolumes, v.ID) {
 			vols = append(vols, v)
@@ -359,7 +368,7 @@ func (s *Service) instanceVolumes(ctx context.Context, sc resource.Scope, spec I
 	switch {
 	case len(attached) == 0:
 		return nil, apierr.New(apierr.UnsupportedOperation,
-			"Instance %s has no block volumes attached, and its root volume is an overlay over its image, which nubo cannot snapshot yet.", in.ID)
+			"Instance %s has no block volumes to snapshot (its root volume is excluded, or an overlay over its image as older instances have, which nubo cannot snapshot).", in.ID)
 	case len(vols) == 0:
 		return nil, apierr.New(apierr.InvalidParameterValue, "No volume of instance %s is left to snapshot (excluded, or still attaching or detaching).", in.ID)
 	}
@@ -447,6 +456,7 @@ func (s *Service) Copy(ctx context.Context, sc resource.Scope, spec CopySpec) (S
 		Meta:     resource.Meta{ID: resource.NewID(resource.Snapshot), Tags: tags, CreateTime: s.now()},
 		VolumeID: CopyVolumeID, VolumeSizeGiB: src.VolumeSizeGiB, State: Pending, Description: desc,
 		Encrypted: enc, KmsKeyID: key, Host: src.Host, Lineage: lineage, WrappedKey: wrapped, SourceSnapshotID: src.ID,
+		BaseImageID: src.BaseImageID,
 	}
 	if err := s.Store.Create(ctx, map[string]any{Key(sc, x.ID): x}); err != nil {
 		return Snapshot{}, fmt.Errorf("recording snapshot %s: %w", x.ID, err)
@@ -509,7 +519,7 @@ func (s *Service) FromSnapshot(ctx context.Context, sc resource.Scope, id string
 	if x.State != Completed {
 		return volume.FromSnapshot{}, apierr.New(codeIncorrectState, "Snapshot '%s' is '%s'; volumes are made of completed snapshots only.", id, x.State)
 	}
-	return volume.FromSnapshot{SizeGiB: x.VolumeSizeGiB, Encrypted: x.Encrypted, KmsKeyID: x.KmsKeyID, Host: x.Host,
+	return volume.FromSnapshot{SizeGiB: x.VolumeSizeGiB, Encrypted: x.Encrypted, KmsKeyID: x.KmsKeyID, Host: x.Host, BaseImageID: x.BaseImageID,
 		Check: store.Op{Key: Key(sc, id), ModRev: rev, Check: true}}, nil
 }
 

@@ -44,6 +44,10 @@ type Snapshot struct {
 	// kms); nil when unencrypted. The plaintext key is never stored.
 	WrappedKey []byte `json:"wrappedKey,omitempty"`
 
+	// BaseImageID: the snapshot is of a root volume (an overlay's upper
+	// layer) over this image's root filesystem; RegisterImage needs it.
+	BaseImageID string `json:"baseImageId,omitempty"`
+
 	// SourceSnapshotID: the snapshot this one is a copy of (CopySnapshot).
 	SourceSnapshotID string `json:"sourceSnapshotId,omitempty"`
 	// Group and InstanceID: the snapshots one CreateSnapshots made, taken

@@ -17,6 +17,8 @@ type FromSnapshot struct {
 	Encrypted bool
 	KmsKeyID  string
 	Host      string // where the snapshot's data is
+	// BaseImageID: the snapshot is of a root volume over this image.
+	BaseImageID string
 	// Check is the snapshot's record as read: the volume is recorded only
 	// if it did not change since (a deletion would not wait for it).
 	Check store.Op
@@ -50,6 +52,7 @@ func (s *Service) fromSnapshot(ctx context.Context, sc resource.Scope, spec *Cre
 	if spec.SizeGiB == 0 {
 		spec.SizeGiB = snap.SizeGiB
 	}
+	spec.baseImageID = snap.BaseImageID
 	if spec.SizeGiB < snap.SizeGiB {
 		return store.Op{}, apierr.InvalidValue("Size", strconv.Itoa(spec.SizeGiB),
 			fmt.Sprintf("Volume of %d GiB is smaller than snapshot '%s', expect size >= %d GiB.", spec.SizeGiB, spec.SnapshotID, snap.SizeGiB))

@@ -142,11 +142,12 @@ func (s *Service) Attached(ctx context.Context, sc resource.Scope, instanceID st
 }
 
 // ByInstance groups the block volumes that have an attachment by instance,
-// each instance's in attach order (then by ID).
+// each instance's in attach order (then by ID). Root volumes are not among
+// them: the instance record names its root.
 func ByInstance(vols []Volume) map[string][]Volume {
 	out := map[string][]Volume{}
 	for _, v := range vols {
-		if v.IsBlock() && v.Attachment != nil {
+		if v.IsBlock() && v.Attachment != nil && !v.Attachment.Root {
 			out[v.Attachment.InstanceID] = append(out[v.Attachment.InstanceID], v)
 		}
 	}
@@ -175,14 +176,16 @@ type CreateSpec struct {
 	MultiAttach bool
 	Tags        []resource.Tag
 	ClientToken string `json:"-"`
+	baseImageID string // the snapshot's, set by fromSnapshot
 }
 
 // plan is a validated CreateSpec.
 type plan struct {
 	Perf
-	encrypted bool
-	keyARN    string
-	checks    []store.Op // records that must not change before the volume's is written
+	encrypted   bool
+	keyARN      string
+	baseImageID string
+	checks      []store.Op // records that must not change before the volume's is written
 }
 
 // Validate checks a CreateVolume request without writing anything (but
@@ -225,7 +228,7 @@ func (s *Service) validate(ctx context.Context, sc resource.Scope, spec CreateSp
 	if err != nil {
 		return plan{}, err
 	}
-	p := plan{Perf: perf, checks: checks}
+	p := plan{Perf: perf, checks: checks, baseImageID: spec.baseImageID}
 	p.encrypted, p.keyARN, err = s.encryption(ctx, sc, spec)
 	return p, err
 }
@@ -325,6 +328,7 @@ func (s *Service) Create(ctx context.Context, sc resource.Scope, spec CreateSpec
 		Backing: BackingBlock, SizeGiB: p.SizeGiB, Zone: spec.Zone,
 		Type: p.Type, Iops: p.Iops, Throughput: p.Throughput,
 		State: Creating, Host: s.Host, Encrypted: p.encrypted, KmsKeyID: p.keyARN, SnapshotID: spec.SnapshotID,
+		BaseImageID: p.baseImageID,
 	}
 	if p.encrypted {
 		plain, wrapped, err := s.KMS.GenerateDataKey(ctx, sc, p.keyARN, DataKeyBytes)
@@ -528,6 +532,9 @@ func (s *Service) Detach(ctx context.Context, sc resource.Scope, spec DetachSpec
 		case !v.IsBlock():
 			return apierr.New(apierr.UnsupportedOperation,
 				"Volume %s is the root volume of %s, an overlay over its image; nubo cannot detach root volumes of this kind yet.", v.ID, a.InstanceID)
+		case a.Root:
+			return apierr.New(apierr.UnsupportedOperation,
+				"Volume %s is the root volume of %s; nubo does not detach root volumes (terminate the instance with DeleteOnTermination false to keep it).", v.ID, a.InstanceID)
 		}
 		a.State, a.Force = Detaching, a.Force || spec.Force
 		out = *a
@@ -575,6 +582,9 @@ func (s *Service) modify(v *Volume, spec ModifySpec) error {
 	case !v.IsBlock():
 		return apierr.New(apierr.UnsupportedOperation,
 			"Volume %s is a root volume kept as an overlay over its image; nubo cannot modify volumes of this kind yet.", v.ID)
+	case v.IsRoot():
+		return apierr.New(apierr.UnsupportedOperation,
+			"Volume %s is the root volume of %s; nubo cannot modify root volumes yet.", v.ID, v.Attachment.InstanceID)
 	case v.State != Available && v.State != InUse:
 		return apierr.New(codeIncorrectState, "The volume '%s' is '%s'; only available or in-use volumes can be modified.", v.ID, v.State)
 	case v.Modification != nil && v.Modification.State == "modifying":

@@ -50,7 +50,12 @@ type Volume struct {
 	State      string `json:"state"`
 	ImageID    string `json:"imageId,omitempty"`
 	SnapshotID string `json:"snapshotId,omitempty"`
-	Host       string `json:"host"` // the host holding the data
+	// BaseImageID is the image whose root filesystem is the lower layer of
+	// the overlay this volume is the upper layer of: set on block root
+	// volumes (an ext4 filesystem holding upper/ and work/, see RootFS) and
+	// on volumes restored from their snapshots.
+	BaseImageID string `json:"baseImageId,omitempty"`
+	Host        string `json:"host"` // the host holding the data
 
 	Attachment *Attachment `json:"attachment,omitempty"`
 
@@ -79,6 +84,9 @@ type Attachment struct {
 	DeleteOnTermination bool      `json:"deleteOnTermination"`
 	// Force: DetachVolume --force; the agent unmounts inside the instance.
 	Force bool `json:"force,omitempty"`
+	// Root: the instance's root volume, which the host mounts as the upper
+	// layer of the instance's root filesystem; it is no device inside.
+	Root bool `json:"root,omitempty"`
 }
 
 // Modification is a volume modification (ModifyVolume).
@@ -137,6 +145,9 @@ func SameDisk(a, b string) bool {
 	disk := func(d string) string { return strings.TrimRight(d, "0123456789") }
 	return a == b || disk(a) == disk(b) && (a == disk(a) || b == disk(b))
 }
+
+// IsRoot reports whether the volume is attached as its instance's root.
+func (v Volume) IsRoot() bool { return v.Attachment != nil && v.Attachment.Root }
 
 // Status is the attachment's state; records older than attachment states
 // (root volumes) hold "", which is attached.

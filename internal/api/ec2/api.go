@@ -20,10 +20,12 @@ import (
 
 // API holds the services the actions call.
 type API struct {
-	Region    Region
-	KeyPairs  *keypair.Service
-	Tags      resource.Tagger
-	Images    *ami.Registry
+	Region   Region
+	KeyPairs *keypair.Service
+	Tags     resource.Tagger
+	Images   *ami.Registry
+	// AMIs makes images of instances and snapshots (nil: not offered).
+	AMIs      *ami.Maker
 	Instances *instance.Service
 	VPCs      *vpc.Service
 	// SecurityGroups keeps security groups and their rules.
@@ -52,6 +54,9 @@ func (a *API) Actions() map[string]ec2query.Handler {
 		"DescribeTags":                  a.describeTags,
 		"DescribeImages":                a.describeImages,
 		"DeregisterImage":               a.deregisterImage,
+		"CreateImage":                   a.createImage,
+		"RegisterImage":                 a.registerImage,
+		"CopyImage":                     a.copyImage,
 		"RunInstances":                  a.runInstances,
 		"DescribeInstances":             a.describeInstances,
 		"DescribeInstanceStatus":        a.describeInstanceStatus,

@@ -11,6 +11,7 @@ import (
 )
 
 type imageEbs struct {
+	SnapshotID          string `xml:"snapshotId,omitempty"`
 	VolumeSize          int    `xml:"volumeSize"`
 	DeleteOnTermination bool   `xml:"deleteOnTermination"`
 	VolumeType          string `xml:"volumeType"`
@@ -59,8 +60,17 @@ func imageOf(im ami.Image) imageItem {
 	if im.Public {
 		it.ImageOwnerAlias = ami.OwnerAlias
 	}
+	typ := im.RootVolumeType
+	if typ == "" {
+		typ = "gp3"
+	}
+	del := im.RootDeleteOnTermination == nil || *im.RootDeleteOnTermination
 	it.BlockDeviceMapping.Items = []imageBlockDevice{{DeviceName: im.RootDevice,
-		Ebs: imageEbs{VolumeSize: im.SizeGiB, DeleteOnTermination: true, VolumeType: "gp3"}}}
+		Ebs: imageEbs{SnapshotID: im.RootSnapshotID, VolumeSize: im.SizeGiB, DeleteOnTermination: del, VolumeType: typ, Encrypted: im.RootEncrypted}}}
+	for _, d := range im.Data {
+		it.BlockDeviceMapping.Items = append(it.BlockDeviceMapping.Items, imageBlockDevice{DeviceName: d.Device,
+			Ebs: imageEbs{SnapshotID: d.SnapshotID, VolumeSize: d.SizeGiB, DeleteOnTermination: d.DeleteOnTermination, VolumeType: d.VolumeType, Encrypted: d.Encrypted}})
+	}
 	return it
 }
 

@@ -119,6 +119,9 @@ func (a *API) runInstances(ctx context.Context, r *ec2query.Request) (any, error
 		} else if d != nil {
 			spec.DeleteOnTermination = *d
 		}
+		if err := parseRootEbs(ebs, &spec); err != nil {
+			return nil, err
+		}
 	}
 	for _, ts := range p.Members("TagSpecification") {
 		rt, err := ts.Required("ResourceType")

@@ -1,0 +1,155 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"nubo/internal/ami"
+	"nubo/internal/blockstore"
+	"nubo/internal/instance"
+	"nubo/internal/resource"
+	"nubo/internal/store"
+	"nubo/internal/volume"
+)
+
+// rootvol is where the host mounts an instance's root block volume; the
+// overlay's upper and work dirs are inside.
+func (a *Agent) rootvol(id string) string { return filepath.Join(a.dir(id), "rootvol") }
+
+// rootVolume reads the instance's root volume record; ok false when it is
+// none of this host's block volumes (an overlay, or gone).
+func (a *Agent) rootVolume(ctx context.Context, in instance.Instance) (volume.Volume, bool, error) {
+	if a.Blocks == nil || in.RootVolumeID == "" {
+		return volume.Volume{}, false, nil
+	}
+	var v volume.Volume
+	_, err := a.Store.Get(ctx, resource.Key(resource.Scope{Account: in.Account, Region: in.Region}, resource.Volume, in.RootVolumeID), &v)
+	if errors.Is(err, store.ErrNotFound) {
+		return v, false, nil
+	}
+	if err != nil {
+		return v, false, err
+	}
+	return v, v.IsBlock() && v.Host == a.Host, nil
+}
+
+// mountRoot mounts the instance's root filesystem at its rootfs: the image
+// under the root volume's changes. A block root volume is made at the
+// first boot (restored from the image's root snapshot, or formatted),
+// attached to a loop device and mounted on the host first.
+func (a *Agent) mountRoot(ctx context.Context, in instance.Instance, im ami.Image) error {
+	v, block, err := a.rootVolume(ctx, in)
+	if err != nil {
+		return err
+	}
+	if !block {
+		return a.Roots.Mount(in.RootVolumeID, a.ImageRoot(im), a.rootfs(in.ID), im.UIDBase)
+	}
+	if mounted, err := volume.IsMounted(a.rootfs(in.ID)); err != nil || mounted {
+		return err
+	}
+	start := time.Now()
+	sc := resource.Scope{Account: in.Account, Region: in.Region}
+	if mounted, err := volume.IsMounted(a.rootvol(in.ID)); err != nil {
+		return err
+	} else if !mounted {
+		if err := a.makeRoot(ctx, sc, v); err != nil {
+			return fmt.Errorf("root volume %s of %s: %w", v.ID, in.ID, err)
+		}
+	}
+	if err := volume.MountOverlay(a.rootvol(in.ID), a.ImageRoot(im), a.rootfs(in.ID), im.UIDBase); err != nil {
+		return err
+	}
+	a.Log.Debug("root volume mounted", "instance_id", in.ID, "volume_id", v.ID, "took", time.Since(start))
+	return nil
+}
+
+// makeRoot makes the root volume if it is new, attaches it and mounts its
+// filesystem (formatted if it has none: new, or made before a crash).
+func (a *Agent) makeRoot(ctx context.Context, sc resource.Scope, v volume.Volume) error {
+	key, err := a.unlock(ctx, sc, v, true)
+	if err != nil {
+		return err
+	}
+	err = a.Blocks.Create(ctx, v.ID, int64(v.SizeGiB)<<30, key)
+	switch {
+	case err == nil && v.SnapshotID != "":
+		if err := a.restoreVolume(ctx, sc, v); err != nil {
+			return err
+		}
+	case errors.Is(err, blockstore.ErrExists):
+		if v.Encrypted {
+			if err := a.Blocks.Unlock(ctx, v.ID, key); err != nil {
+				return err
+			}
+		}
+	case err != nil:
+		return err
+	}
+	dev, err := a.Blocks.Attach(ctx, v.ID)
+	if err != nil {
+		return err
+	}
+	has, err := volume.HasFilesystem(dev.Path)
+	if err != nil {
+		return err
+	}
+	if !has {
+		if err := volume.Format(ctx, dev.Path); err != nil {
+			return err
+		}
+	}
+	return volume.MountFS(dev.Path, a.rootvol(v.Attachment.InstanceID))
+}
+
+// unmountRoot unmounts the instance's root filesystem and, if it has one,
+// its root block volume's filesystem on the host.
+func (a *Agent) unmountRoot(id string) error {
+	if err := a.Roots.Unmount(a.rootfs(id)); err != nil {
+		return err
+	}
+	return volume.UnmountFS(a.rootvol(id))
+}
+
+// detachRoot unbinds a halted instance's root block volume from its loop
+// device (idempotent; ErrBusy: a lazy unmount still holds it, the kernel
+// unbinds it at the last close).
+func (a *Agent) detachRoot(ctx context.Context, in instance.Instance) error {
+	v, block, err := a.rootVolume(ctx, in)
+	if err != nil || !block {
+		return err
+	}
+	if err := a.Blocks.Detach(ctx, v.ID); err != nil && !errors.Is(err, blockstore.ErrBusy) && !errors.Is(err, blockstore.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// releaseBlockRoot ends a terminated instance's root block volume's
+// attachment: deleting (crypto-erased by its reconcile) or available.
+func (a *Agent) releaseBlockRoot(ctx context.Context, in instance.Instance) error {
+	if err := a.detachRoot(ctx, in); err != nil {
+		return err
+	}
+	key := resource.Key(resource.Scope{Account: in.Account, Region: in.Region}, resource.Volume, in.RootVolumeID)
+	err := a.updateVolume(ctx, key, func(x *volume.Volume) error {
+		if x.Attachment == nil || x.Attachment.InstanceID != in.ID {
+			return errSkip
+		}
+		if in.DeleteOnTermination {
+			x.State = volume.Deleting
+		} else {
+			x.State = volume.Available
+		}
+		x.Attachment = nil
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	a.queue.add(key)
+	return nil
+}
