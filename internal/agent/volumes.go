@@ -142,6 +142,9 @@ func (a *Agent) createVolume(ctx context.Context, key string, sc resource.Scope,
 			return errSkip
 		}
 		x.State, x.StatusMessage = state, msg
+		if state == volume.Available && x.Attachment != nil {
+			x.State = volume.InUse // made at launch for its instance (an image's mapping): attached next
+		}
 		return nil
 	})
 }
@@ -328,6 +331,13 @@ func (a *Agent) bootDevices(ctx context.Context, in instance.Instance) ([]runtim
 	sc := resource.Scope{Account: in.Account, Region: in.Region}
 	var devs []runtime.BlockDevice
 	for _, v := range vols {
+		switch v.State {
+		case volume.Creating:
+			// Made at launch from the image's mapping: the instance boots with it.
+			return nil, fmt.Errorf("volume %s is still being restored from %s", v.ID, v.SnapshotID)
+		case volume.Error:
+			continue // its restore failed: the instance boots without it
+		}
 		d, err := a.blockDevice(ctx, sc, v)
 		if err != nil {
 			return nil, err

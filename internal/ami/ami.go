@@ -68,6 +68,8 @@ type Mapping struct {
 	SnapshotID          string `json:"snapshotId"`
 	SizeGiB             int    `json:"sizeGiB"`
 	VolumeType          string `json:"volumeType"`
+	Iops                int    `json:"iops,omitempty"`
+	Throughput          int    `json:"throughput,omitempty"`
 	Encrypted           bool   `json:"encrypted"`
 	DeleteOnTermination bool   `json:"deleteOnTermination"`
 }

@@ -145,7 +145,7 @@ func (m *Maker) Create(ctx context.Context, account string, spec CreateSpec) (Im
 			continue // detached meanwhile: not part of the image
 		}
 		im.Data = append(im.Data, Mapping{Device: v.Attachment.Device, SnapshotID: x.ID, SizeGiB: x.VolumeSizeGiB,
-			VolumeType: v.Type, Encrypted: x.Encrypted, DeleteOnTermination: v.Attachment.DeleteOnTermination})
+			VolumeType: v.Type, Iops: v.Iops, Throughput: v.Throughput, Encrypted: x.Encrypted, DeleteOnTermination: v.Attachment.DeleteOnTermination})
 	}
 	if im.RootSnapshotID == "" {
 		return Image{}, fmt.Errorf("CreateImage of %s: no snapshot of its root volume %s was made", in.ID, root.ID)

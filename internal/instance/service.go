@@ -142,6 +142,9 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 	if err != nil {
 		return Reservation{}, err
 	}
+	if im.RootDeleteOnTermination != nil && (spec.Root == nil || spec.Root.DeleteOnTermination == nil) {
+		spec.DeleteOnTermination = *im.RootDeleteOnTermination // the image's mapping's, unless the launch says
+	}
 	if spec.MinCount > MaxLaunch {
 		return Reservation{}, apierr.New("InstanceLimitExceeded", "You have requested more instances (%d) than your current instance limit of %d allows.", spec.MinCount, MaxLaunch)
 	}
@@ -227,6 +230,7 @@ func (s *Service) newReservation(ctx context.Context, account string, spec RunSp
 	var ops []store.Op
 	tags, _ := resource.Merge("", nil, spec.Tags)
 	vtags, _ := resource.Merge("", nil, spec.VolumeTags)
+	checked := map[string]bool{} // snapshots the data volumes are made of
 	for i := 0; i < n; i++ {
 		in := Instance{
 			Meta:                  resource.Meta{ID: resource.NewID(resource.Instance), Tags: tags, CreateTime: now},
@@ -282,8 +286,50 @@ func (s *Service) newReservation(ctx context.Context, account string, spec RunSp
 		}
 		res.Instances = append(res.Instances, in)
 		ops = append(ops, store.Op{Key: resource.Key(s.scope(account), resource.Volume, vol.ID), Value: vol})
+		if root != nil {
+			data, err := s.dataVolumes(ctx, account, in, im, vtags, checked)
+			if err != nil {
+				return Reservation{}, nil, err
+			}
+			ops = append(ops, data...)
+		}
 	}
 	return res, ops, nil
+}
+
+// dataVolumes are the records of the data volumes the image's mapping
+// makes for instance in (restored from its snapshots, attaching), and the
+// checks on those snapshots not yet in checked.
+func (s *Service) dataVolumes(ctx context.Context, account string, in Instance, im ami.Image, tags map[string]string, checked map[string]bool) ([]store.Op, error) {
+	var ops []store.Op
+	for _, m := range im.Data {
+		var vt []resource.Tag
+		for k, v := range tags {
+			vt = append(vt, resource.Tag{Key: k, Value: v, HasValue: true})
+		}
+		var iops, throughput *int
+		if volume.Types[m.VolumeType].IopsSettable && m.Iops > 0 {
+			iops = &m.Iops
+		}
+		if volume.Types[m.VolumeType].ThroughputSettable && m.Throughput > 0 {
+			throughput = &m.Throughput
+		}
+		v, checks, err := s.Volumes.LaunchRecord(ctx, s.scope(account), volume.LaunchSpec{
+			CreateSpec: volume.CreateSpec{Zone: in.Zone, SizeGiB: m.SizeGiB, SnapshotID: m.SnapshotID, Type: m.VolumeType, Iops: iops, Throughput: throughput, Tags: vt},
+			InstanceID: in.ID, Device: m.Device, DeleteOnTermination: m.DeleteOnTermination, Time: in.LaunchTime,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("volume %s of image %s: %w", m.Device, im.ID, err)
+		}
+		ops = append(ops, store.Op{Key: resource.Key(s.scope(account), resource.Volume, v.ID), Value: v})
+		for _, c := range checks {
+			if !checked[c.Key] {
+				checked[c.Key] = true
+				ops = append(ops, c)
+			}
+		}
+	}
+	return ops, nil
 }
 
 // planRoot settles the root block volume of a launch (nil when root

@@ -18,6 +18,8 @@ type RootSpec struct {
 	Throughput *int
 	Encrypted  *bool // nil: the snapshot's, else encryption by default
 	KmsKeyID   string
+	// DeleteOnTermination as given (nil: the image's mapping's, else true).
+	DeleteOnTermination *bool
 }
 
 // RootPlan is a validated RootSpec: one per launch, shared by its instances.

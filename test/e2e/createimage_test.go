@@ -38,6 +38,10 @@ func TestCreateImageFromInstance(t *testing.T) {
 	}
 	waitVolume(t, c, aws.ToString(data.VolumeId), types.VolumeStateAvailable)
 	attach(t, c, aws.ToString(data.VolumeId), a, "/dev/sdf")
+	// Left mounted: the image's freeze flushes it.
+	if got := sshAdmin(t, pem, ip, "set -e; sudo mkfs.ext4 -q /dev/sdf; sudo mkdir /data; sudo mount /dev/sdf /data; echo data > /tmp/d; sudo cp /tmp/d /data/file; echo ok"); got != "ok" {
+		t.Fatalf("data volume: %q", got)
+	}
 
 	start := time.Now()
 	img, err := c.CreateImage(ctx(t), &ec2.CreateImageInput{InstanceId: aws.String(a), Name: aws.String("baked-1"),
@@ -98,6 +102,12 @@ func TestCreateImageFromInstance(t *testing.T) {
 		sshUntil(t, pem, ipB, 2*time.Minute)
 		if got := sshAdmin(t, pem, ipB, "cat /home/admin/baked /etc/baked"); got != "baked in\netc" {
 			t.Errorf("instance of %s: %q", from, got)
+		}
+		if got := sshAdmin(t, pem, ipB, "sudo mount /dev/sdf /data && cat /data/file"); got != "data" {
+			t.Errorf("data volume of an instance of %s: %q", from, got)
+		}
+		if len(in.BlockDeviceMappings) != 2 || aws.ToString(in.BlockDeviceMappings[1].DeviceName) != "/dev/sdf" {
+			t.Errorf("instance of %s: mapping %+v", from, in.BlockDeviceMappings)
 		}
 		if _, err := c.TerminateInstances(ctx(t), &ec2.TerminateInstancesInput{InstanceIds: []string{b}}); err != nil {
 			t.Fatal(err)

@@ -38,6 +38,11 @@ func parseRootEbs(ebs ec2query.Params, spec *instance.RunSpec) error {
 	if k := ebs.String("KmsKeyId"); k != "" {
 		rs.KmsKeyID = k
 	}
+	if d, err := ebs.OptBool("DeleteOnTermination"); err != nil {
+		return err
+	} else if d != nil {
+		rs.DeleteOnTermination = d
+	}
 	if rs != (volume.RootSpec{}) {
 		spec.Root = &rs
 	}
