@@ -102,7 +102,53 @@ func (a *Agent) makeRoot(ctx context.Context, sc resource.Scope, v volume.Volume
 			return err
 		}
 	}
-	return volume.MountFS(dev.Path, a.rootvol(v.Attachment.InstanceID))
+	mnt := a.rootvol(v.Attachment.InstanceID)
+	if err := volume.MountFS(dev.Path, mnt); err != nil {
+		return err
+	}
+	// Larger than its filesystem (restored from a smaller snapshot, or
+	// grown while stopped): grown offline, after the mount replayed the
+	// journal and the unmount left it clean. Online growth would need
+	// CAP_SYS_RESOURCE, which a nubo in a container may lack.
+	if grow, err := volume.NeedsGrow(dev.Path); err != nil || !grow {
+		return err
+	}
+	if err := volume.UnmountFS(mnt); err != nil {
+		return err
+	}
+	if err := volume.Grow(ctx, dev.Path, false); err != nil {
+		return err
+	}
+	return volume.MountFS(dev.Path, mnt)
+}
+
+// modifyRoot grows a root volume (ModifyVolume) and, if its instance has
+// it mounted, its filesystem online when it can; a volume not made yet is
+// made at the new size, the others' filesystems grow at their next mount.
+func (a *Agent) modifyRoot(ctx context.Context, key string, sc resource.Scope, v volume.Volume) error {
+	_, err := a.unlock(ctx, sc, v, false)
+	if err == nil {
+		err = a.Blocks.Resize(ctx, v.ID, int64(v.SizeGiB)<<30)
+	}
+	if errors.Is(err, blockstore.ErrNotFound) {
+		err = nil // not made yet: its first boot makes it at this size
+	} else if err == nil {
+		if mounted, merr := volume.IsMounted(a.rootvol(v.Attachment.InstanceID)); merr != nil {
+			err = merr
+		} else if mounted {
+			// The volume is grown; its filesystem, online if the kernel
+			// lets this process (CAP_SYS_RESOURCE), else at the next boot.
+			if dev, derr := a.Blocks.Attach(ctx, v.ID); derr != nil {
+				err = derr
+			} else if gerr := volume.Grow(ctx, dev.Path, true); gerr != nil {
+				a.Log.Warn("root filesystem grows at the next boot", "volume_id", v.ID, "err", gerr)
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return a.endModification(ctx, key, v, err)
 }
 
 // unmountRoot unmounts the instance's root filesystem and, if it has one,

@@ -60,10 +60,16 @@ func (a *Agent) reconcileVolume(ctx context.Context, key string) error {
 	} else if err != nil {
 		return err
 	}
-	if v.Host != a.Host || !v.IsBlock() || v.IsRoot() {
-		return nil // a root volume is its instance's reconcile's (rootvol.go)
+	if v.Host != a.Host || !v.IsBlock() {
+		return nil
 	}
 	sc := scopeOf(key)
+	if v.IsRoot() { // its instance's reconcile's (rootvol.go), but for a modification
+		if m := v.Modification; m != nil && m.State == "modifying" {
+			return a.modifyRoot(ctx, key, sc, v)
+		}
+		return nil
+	}
 	switch v.State {
 	case volume.Creating:
 		return a.createVolume(ctx, key, sc, v)
@@ -182,6 +188,11 @@ func (a *Agent) modifyVolume(ctx context.Context, key string, sc resource.Scope,
 			return err
 		}
 	}
+	return a.endModification(ctx, key, v, err)
+}
+
+// endModification records a modification's outcome.
+func (a *Agent) endModification(ctx context.Context, key string, v volume.Volume, err error) error {
 	return a.updateVolume(ctx, key, func(x *volume.Volume) error {
 		m := x.Modification
 		if m == nil || m.State != "modifying" || x.SizeGiB != v.SizeGiB {

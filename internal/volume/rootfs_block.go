@@ -104,3 +104,44 @@ func SyncFS(dir string) error {
 	}
 	return nil
 }
+
+// NeedsGrow reports whether the ext4 filesystem on dev is smaller than
+// the device (a root volume restored from a smaller snapshot, or grown by
+// ModifyVolume).
+func NeedsGrow(dev string) (bool, error) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	sb := make([]byte, 1024)
+	if _, err := f.ReadAt(sb, 1024); err != nil {
+		return false, fmt.Errorf("reading the superblock of %s: %w", dev, err)
+	}
+	le := binary.LittleEndian
+	blocks := uint64(le.Uint32(sb[0x04:]))
+	if le.Uint32(sb[0x60:])&0x80 != 0 { // INCOMPAT_64BIT
+		blocks |= uint64(le.Uint32(sb[0x150:])) << 32
+	}
+	blockSize := uint64(1024) << le.Uint32(sb[0x18:])
+	size, err := unix.IoctlGetUint64(int(f.Fd()), unix.BLKGETSIZE64)
+	if err != nil {
+		return false, fmt.Errorf("size of %s: %w", dev, err)
+	}
+	return blocks*blockSize+blockSize <= size, nil
+}
+
+// Grow grows the filesystem on dev to the device's size: online when
+// mounted (the kernel asks for CAP_SYS_RESOURCE), else offline on a
+// filesystem unmounted cleanly (-f: no fsck first).
+func Grow(ctx context.Context, dev string, mounted bool) error {
+	args := []string{dev}
+	if !mounted {
+		args = []string{"-f", dev}
+	}
+	out, err := exec.CommandContext(ctx, "resize2fs", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("resize2fs %s: %w: %s", dev, err, out)
+	}
+	return nil
+}

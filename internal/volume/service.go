@@ -582,9 +582,6 @@ func (s *Service) modify(v *Volume, spec ModifySpec) error {
 	case !v.IsBlock():
 		return apierr.New(apierr.UnsupportedOperation,
 			"Volume %s is a root volume kept as an overlay over its image; nubo cannot modify volumes of this kind yet.", v.ID)
-	case v.IsRoot():
-		return apierr.New(apierr.UnsupportedOperation,
-			"Volume %s is the root volume of %s; nubo cannot modify root volumes yet.", v.ID, v.Attachment.InstanceID)
 	case v.State != Available && v.State != InUse:
 		return apierr.New(codeIncorrectState, "The volume '%s' is '%s'; only available or in-use volumes can be modified.", v.ID, v.State)
 	case v.Modification != nil && v.Modification.State == "modifying":

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,8 +87,10 @@ func TestCreateImageFromInstance(t *testing.T) {
 	}
 
 	for _, from := range []string{ami, aws.ToString(cp.ImageId)} {
+		// Larger than the image's root: the restored filesystem grows to it.
 		out, err := c.RunInstances(ctx(t), &ec2.RunInstancesInput{ImageId: aws.String(from), InstanceType: types.InstanceTypeT3Micro,
-			MinCount: aws.Int32(1), MaxCount: aws.Int32(1), KeyName: aws.String("login")})
+			MinCount: aws.Int32(1), MaxCount: aws.Int32(1), KeyName: aws.String("login"),
+			BlockDeviceMappings: []types.BlockDeviceMapping{{DeviceName: aws.String("/dev/xvda"), Ebs: &types.EbsBlockDevice{VolumeSize: aws.Int32(10)}}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,6 +105,9 @@ func TestCreateImageFromInstance(t *testing.T) {
 		sshUntil(t, pem, ipB, 2*time.Minute)
 		if got := sshAdmin(t, pem, ipB, "cat /home/admin/baked /etc/baked"); got != "baked in\netc" {
 			t.Errorf("instance of %s: %q", from, got)
+		}
+		if got := sshAdmin(t, pem, ipB, "df -BG --output=size / | tail -1"); strings.TrimSpace(got) != "10G" {
+			t.Errorf("root filesystem of an instance of %s with a 10 GiB root: %q", from, got)
 		}
 		if got := sshAdmin(t, pem, ipB, "sudo mount /dev/sdf /data && cat /data/file"); got != "data" {
 			t.Errorf("data volume of an instance of %s: %q", from, got)

@@ -43,6 +43,29 @@ func TestRootVolumeEncryptedOutlivesInstance(t *testing.T) {
 		t.Fatalf("writing the marker: %q", got)
 	}
 
+	// Grown while running: the instance's root filesystem grows with it.
+	if _, err := c.ModifyVolume(ctx(t), &ec2.ModifyVolumeInput{VolumeId: aws.String(root), Size: aws.Int32(12)}); err != nil {
+		t.Fatal(err)
+	}
+	waitModified(t, c, root)
+	if got := sshAdmin(t, pem, ip, "df -BG --output=size / | tail -1"); strings.TrimSpace(got) != "12G" {
+		// Online growth needs CAP_SYS_RESOURCE; without it, the next boot grows it.
+		t.Logf("root filesystem after ModifyVolume to 12 GiB, before a stop and start: %s", got)
+		if _, err := c.StopInstances(ctx(t), &ec2.StopInstancesInput{InstanceIds: []string{a}}); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, c, "stopped", a)
+		if _, err := c.StartInstances(ctx(t), &ec2.StartInstancesInput{InstanceIds: []string{a}}); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, c, "running", a)
+		ip = aws.ToString(describeOne(t, c, a).PublicIpAddress)
+		sshUntil(t, pem, ip, 2*time.Minute)
+		if got := sshAdmin(t, pem, ip, "df -BG --output=size / | tail -1; cat /home/admin/marker"); got != "12G\n"+half1+half2 {
+			t.Errorf("root filesystem after ModifyVolume to 12 GiB and a restart: %q", got)
+		}
+	}
+
 	// Written and not synced: the snapshot's freeze must flush it from the
 	// host's page cache (the filesystem is mounted on the host).
 	if got := sshAdmin(t, pem, ip, "echo unsynced > /home/admin/late && echo ok"); got != "ok" {
@@ -94,6 +117,29 @@ func TestRootVolumeEncryptedOutlivesInstance(t *testing.T) {
 	got = sshAdmin(t, pem, ipB, "set -e; sudo mkdir -p /snap; sudo mount /dev/sdg /snap; cat /snap/upper/home/admin/late; sudo umount /snap")
 	if got != "unsynced" {
 		t.Fatalf("the restored snapshot holds %q", got)
+	}
+}
+
+func waitModified(t *testing.T, c *ec2.Client, id string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		d, err := c.DescribeVolumesModifications(ctx(t), &ec2.DescribeVolumesModificationsInput{VolumeIds: []string{id}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.VolumesModifications) == 1 {
+			switch m := d.VolumesModifications[0]; m.ModificationState {
+			case types.VolumeModificationStateCompleted, types.VolumeModificationStateOptimizing:
+				return
+			case types.VolumeModificationStateFailed:
+				t.Fatalf("modification of %s failed: %s", id, aws.ToString(m.StatusMessage))
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("modification of %s not completed", id)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
