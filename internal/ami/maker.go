@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,6 +77,19 @@ type CreateSpec struct {
 	NoReboot     bool
 	Tags         []resource.Tag // the image's
 	SnapshotTags []resource.Tag
+	// Mappings change the image's mapping of the instance's devices.
+	Mappings []DeviceSpec
+}
+
+// DeviceSpec is CreateImage's BlockDeviceMapping.N for one of the
+// instance's devices: left out (NoDevice, data volumes only), or its
+// volume's size (not less), type and DeleteOnTermination in the image.
+type DeviceSpec struct {
+	Device              string
+	NoDevice            bool
+	SizeGiB             int
+	VolumeType          string
+	DeleteOnTermination *bool
 }
 
 // instanceRecord is what Maker reads of an instance record (package
@@ -126,8 +140,12 @@ func (m *Maker) Create(ctx context.Context, account string, spec CreateSpec) (Im
 	if err != nil {
 		return Image{}, err
 	}
+	specs, exclude, err := m.mappings(ctx, account, in, root, spec.Mappings)
+	if err != nil {
+		return Image{}, err
+	}
 	id := resource.NewID(resource.Image)
-	snaps, err := m.Snapshots.CreateForInstance(ctx, sc, snapshot.InstanceSpec{InstanceID: in.ID,
+	snaps, err := m.Snapshots.CreateForInstance(ctx, sc, snapshot.InstanceSpec{InstanceID: in.ID, ExcludeDataVolumes: exclude,
 		Description: fmt.Sprintf("Created by CreateImage(%s) for %s", in.ID, id), Tags: spec.SnapshotTags})
 	if err != nil {
 		return Image{}, err
@@ -149,6 +167,24 @@ func (m *Maker) Create(ctx context.Context, account string, spec CreateSpec) (Im
 	}
 	if im.RootSnapshotID == "" {
 		return Image{}, fmt.Errorf("CreateImage of %s: no snapshot of its root volume %s was made", in.ID, root.ID)
+	}
+	if d, ok := specs[in.RootDevice]; ok {
+		im.SizeGiB = max(im.SizeGiB, d.SizeGiB)
+		if d.VolumeType != "" {
+			im.RootVolumeType = d.VolumeType
+		}
+		im.RootDeleteOnTermination = d.DeleteOnTermination
+	}
+	for i := range im.Data {
+		if d, ok := specs[im.Data[i].Device]; ok {
+			im.Data[i].SizeGiB = max(im.Data[i].SizeGiB, d.SizeGiB)
+			if d.VolumeType != "" {
+				im.Data[i].VolumeType = d.VolumeType
+			}
+			if d.DeleteOnTermination != nil {
+				im.Data[i].DeleteOnTermination = *d.DeleteOnTermination
+			}
+		}
 	}
 	if err := m.Images.Register(ctx, account, im); err != nil {
 		return Image{}, fmt.Errorf("registering %s: %w", id, err)
@@ -236,4 +272,55 @@ func (m *Maker) SnapshotInUse(ctx context.Context, sc resource.Scope, id string)
 		}
 	}
 	return "", nil
+}
+
+// mappings checks CreateImage's BlockDeviceMapping against the instance's
+// devices and returns them by normalized device name, and the data volumes
+// NoDevice leaves out.
+func (m *Maker) mappings(ctx context.Context, account string, in instanceRecord, root volume.Volume, specs []DeviceSpec) (map[string]DeviceSpec, []string, error) {
+	out := map[string]DeviceSpec{}
+	if len(specs) == 0 {
+		return out, nil, nil
+	}
+	attached, err := m.Volumes.Attached(ctx, m.Images.scope(account), in.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	rootDev, _ := volume.NormalizeDevice(in.RootDevice)
+	var exclude []string
+	for _, d := range specs {
+		dev, ok := volume.NormalizeDevice(d.Device)
+		if !ok {
+			return nil, nil, apierr.InvalidValue("BlockDeviceMapping.DeviceName", d.Device, "Not a valid EBS device name.")
+		}
+		if d.VolumeType != "" {
+			if _, err := volume.Rule("BlockDeviceMapping.Ebs.VolumeType", d.VolumeType); err != nil {
+				return nil, nil, err
+			}
+		}
+		if dev == rootDev {
+			switch {
+			case d.NoDevice:
+				return nil, nil, apierr.New(apierr.InvalidParameterValue, "The root device %s cannot be left out of the image (NoDevice).", d.Device)
+			case d.SizeGiB != 0 && d.SizeGiB < root.SizeGiB:
+				return nil, nil, apierr.InvalidValue("BlockDeviceMapping.Ebs.VolumeSize", fmt.Sprint(d.SizeGiB),
+					fmt.Sprintf("Volume of %d GiB is smaller than the root volume (%d GiB).", d.SizeGiB, root.SizeGiB))
+			}
+			out[in.RootDevice] = d
+			continue
+		}
+		i := slices.IndexFunc(attached, func(v volume.Volume) bool { return v.Attachment.Device == dev })
+		switch {
+		case i < 0:
+			return nil, nil, apierr.New(apierr.UnsupportedOperation,
+				"Instance %s has no volume at %s: CreateImage maps the instance's own volumes only (new empty volumes are not supported yet).", in.ID, d.Device)
+		case d.NoDevice:
+			exclude = append(exclude, attached[i].ID)
+		case d.SizeGiB != 0 && d.SizeGiB < attached[i].SizeGiB:
+			return nil, nil, apierr.InvalidValue("BlockDeviceMapping.Ebs.VolumeSize", fmt.Sprint(d.SizeGiB),
+				fmt.Sprintf("Volume of %d GiB is smaller than volume %s (%d GiB).", d.SizeGiB, attached[i].ID, attached[i].SizeGiB))
+		}
+		out[dev] = d
+	}
+	return out, exclude, nil
 }

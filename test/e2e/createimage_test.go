@@ -63,6 +63,18 @@ func TestCreateImageFromInstance(t *testing.T) {
 		t.Errorf("mapping: root %+v data %+v", *root.Ebs, *dataMap.Ebs)
 	}
 
+	// The mapping: the data volume left out, the root larger.
+	img2, err := c.CreateImage(ctx(t), &ec2.CreateImageInput{InstanceId: aws.String(a), Name: aws.String("baked-2"), NoReboot: aws.Bool(true),
+		BlockDeviceMappings: []types.BlockDeviceMapping{{DeviceName: aws.String("/dev/sdf"), NoDevice: aws.String("")},
+			{DeviceName: aws.String("/dev/xvda"), Ebs: &types.EbsBlockDevice{VolumeSize: aws.Int32(9), DeleteOnTermination: aws.Bool(false)}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im2 := waitImage(t, c, aws.ToString(img2.ImageId)); len(im2.BlockDeviceMappings) != 1 || aws.ToInt32(im2.BlockDeviceMappings[0].Ebs.VolumeSize) != 9 ||
+		aws.ToBool(im2.BlockDeviceMappings[0].Ebs.DeleteOnTermination) {
+		t.Errorf("CreateImage with a mapping: %+v", im2.BlockDeviceMappings)
+	}
+
 	// RegisterImage: the root snapshot, yes; a data volume's, no.
 	reg, err := c.RegisterImage(ctx(t), &ec2.RegisterImageInput{Name: aws.String("registered"), RootDeviceName: aws.String("/dev/xvda"),
 		BlockDeviceMappings: []types.BlockDeviceMapping{{DeviceName: aws.String("/dev/xvda"), Ebs: &types.EbsBlockDevice{SnapshotId: aws.String(rootSnap)}}}})

@@ -50,8 +50,25 @@ func (a *API) createImage(ctx context.Context, r *ec2query.Request) (any, error)
 	if err := ami.CheckName(spec.Name); err != nil {
 		return nil, err
 	}
-	if len(p.Members("BlockDeviceMapping")) > 0 {
-		return nil, apierr.New(apierr.UnsupportedOperation, "CreateImage takes the instance's volumes as they are attached; BlockDeviceMapping is not supported yet.")
+	for _, m := range p.Members("BlockDeviceMapping") {
+		d := ami.DeviceSpec{Device: m.String("DeviceName"), NoDevice: m.Has("NoDevice")}
+		if d.Device == "" {
+			return nil, apierr.Missing(m.Name("DeviceName"))
+		}
+		ebs := m.Member("Ebs")
+		if ebs.String("SnapshotId") != "" {
+			return nil, apierr.New(apierr.UnsupportedOperation, "CreateImage maps the instance's own volumes; %s is not supported.", ebs.Name("SnapshotId"))
+		}
+		if n, ok, err := ebs.Int("VolumeSize"); err != nil {
+			return nil, err
+		} else if ok {
+			d.SizeGiB = n
+		}
+		d.VolumeType = ebs.String("VolumeType")
+		if d.DeleteOnTermination, err = ebs.OptBool("DeleteOnTermination"); err != nil {
+			return nil, err
+		}
+		spec.Mappings = append(spec.Mappings, d)
 	}
 	if spec.Tags, spec.SnapshotTags, err = imageTagSpecs(p); err != nil {
 		return nil, err
