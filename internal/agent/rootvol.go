@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"nubo/internal/ami"
@@ -68,13 +70,23 @@ func (a *Agent) mountRoot(ctx context.Context, in instance.Instance, im ami.Imag
 }
 
 // makeRoot makes the root volume if it is new, attaches it and mounts its
-// filesystem (formatted if it has none: new, or made before a crash).
+// filesystem (formatted if it has none). A volume whose making did not
+// finish (a crash, a failed restore) is made again: its instance never ran.
 func (a *Agent) makeRoot(ctx context.Context, sc resource.Scope, v volume.Volume) error {
 	key, err := a.unlock(ctx, sc, v, true)
 	if err != nil {
 		return err
 	}
+	instanceID := v.Attachment.InstanceID
 	err = a.Blocks.Create(ctx, v.ID, int64(v.SizeGiB)<<30, key)
+	if errors.Is(err, blockstore.ErrExists) && !a.rootMade(instanceID, v.ID) {
+		a.Log.Warn("root volume made again: its making did not finish", "volume_id", v.ID, "instance_id", instanceID)
+		if err = a.Blocks.Detach(ctx, v.ID); err == nil {
+			if err = a.Blocks.Delete(ctx, v.ID); err == nil {
+				err = a.Blocks.Create(ctx, v.ID, int64(v.SizeGiB)<<30, key)
+			}
+		}
+	}
 	switch {
 	case err == nil && v.SnapshotID != "":
 		if err := a.restoreVolume(ctx, sc, v); err != nil {
@@ -102,8 +114,11 @@ func (a *Agent) makeRoot(ctx context.Context, sc resource.Scope, v volume.Volume
 			return err
 		}
 	}
-	mnt := a.rootvol(v.Attachment.InstanceID)
+	mnt := a.rootvol(instanceID)
 	if err := volume.MountFS(dev.Path, mnt); err != nil {
+		return err
+	}
+	if err := a.setRootMade(instanceID, v.ID); err != nil {
 		return err
 	}
 	// Larger than its filesystem (restored from a smaller snapshot, or
@@ -149,6 +164,52 @@ func (a *Agent) modifyRoot(ctx context.Context, key string, sc resource.Scope, v
 		return ctx.Err()
 	}
 	return a.endModification(ctx, key, v, err)
+}
+
+// rootMade reports whether the instance's root volume was made (restored
+// or formatted) and mounted once: DATA/instances/<id>/rootvol.made names it.
+func (a *Agent) rootMade(instanceID, volumeID string) bool {
+	b, err := os.ReadFile(filepath.Join(a.dir(instanceID), "rootvol.made"))
+	return err == nil && strings.TrimSpace(string(b)) == volumeID
+}
+
+// setRootMade records that the root volume is made, durably: losing it
+// after the instance wrote would make the volume anew, empty.
+func (a *Agent) setRootMade(instanceID, volumeID string) error {
+	if a.rootMade(instanceID, volumeID) {
+		return nil
+	}
+	p := filepath.Join(a.dir(instanceID), "rootvol.made")
+	f, err := os.OpenFile(p+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(volumeID + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(p+".tmp", p)
+	}
+	if err == nil {
+		err = syncDir(a.dir(instanceID))
+	}
+	if err != nil {
+		return fmt.Errorf("recording root volume %s made: %w", volumeID, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // unmountRoot unmounts the instance's root filesystem and, if it has one,

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"nubo/internal/blockstore"
 	"nubo/internal/volume"
 )
 
@@ -52,7 +53,7 @@ func Cleanup(ctx context.Context, dataDir string) error {
 	if _, err := os.Stat(filepath.Join(dataDir, "ebs", "pool.img")); err == nil {
 		if bs, err := Blocks(ctx, dataDir, nil); err != nil {
 			errs = append(errs, err)
-		} else if err := bs.Teardown(ctx); err != nil {
+		} else if err := teardown(ctx, bs); err != nil {
 			errs = append(errs, fmt.Errorf("tearing the EBS pool down: %w", err))
 		}
 	}
@@ -77,4 +78,22 @@ func Cleanup(ctx context.Context, dataDir string) error {
 		_ = os.Remove(p)
 	}
 	return errors.Join(errs...)
+}
+
+// teardown takes the pool down, waiting a while for root volumes' devices
+// still held: an instance's processes that were still ending kept its root
+// overlay, hence its root volume's filesystem, lazily mounted.
+func teardown(ctx context.Context, bs *blockstore.Store) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := bs.Teardown(ctx)
+		if !errors.Is(err, blockstore.ErrBusy) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return err
+		}
+	}
 }
