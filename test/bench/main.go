@@ -100,7 +100,10 @@ func run(duration time.Duration, workers, keys int) error {
 	if err != nil {
 		return err
 	}
-	defer srv.Stop()
+	defer func() {
+		srv.Stop()
+		_ = exec(srv.Bin, "serve", "--cleanup", "--data-dir", dir) // its EBS pool and data plane
+	}()
 	cfg, err := srv.Config(nil)
 	if err != nil {
 		return err
