@@ -55,10 +55,7 @@ func customizeCloud(ctx context.Context, b *Builder, rootfs string) error {
 // readyUnit is the systemd unit of debian-12 that prints the readiness line
 // the host waits for ("nubo-init: ready", as nubo-init prints it) on the
 // console once the boot is done and sshd is up, or has failed for good.
-const (
-	readyUnit = "nubo-ready.service"
-	fstabUnit = "nubo-fstab.service"
-)
+const readyUnit = "nubo-ready.service"
 
 // cloudConfig is cloud-init's configuration for nubo (cloud.cfg.d/90-nubo.cfg).
 //
@@ -179,21 +176,6 @@ ExecStartPre=
 ExecStartPre=/usr/bin/ssh-keygen -A
 ExecStartPre=/usr/sbin/sshd -t
 `,
-	// systemd's fstab generator skips device entries in a container whose
-	// /sys is read-only; mount(2) of the instance's own volumes works (the
-	// host performs it), so mount them as a VM would at boot.
-	"etc/systemd/system/" + fstabUnit: `# nubo: mount the EBS volumes listed in /etc/fstab.
-[Unit]
-Description=Mount block devices listed in /etc/fstab
-DefaultDependencies=no
-After=local-fs-pre.target
-Before=local-fs.target cloud-init.service
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/usr/bin/mount -a
-`,
 	"etc/systemd/system/" + readyUnit: `# nubo: tells the host on the console that the instance is up.
 [Unit]
 Description=Tell nubo the instance is ready
@@ -211,7 +193,6 @@ WantedBy=multi-user.target
 
 // cloudLinks are the symlinks customizeCloud makes: units enabled and masked.
 var cloudLinks = map[string]string{
-	"etc/systemd/system/local-fs.target.wants/" + fstabUnit:   "/etc/systemd/system/" + fstabUnit,
 	"etc/systemd/system/multi-user.target.wants/" + readyUnit: "/etc/systemd/system/" + readyUnit,
 	// A getty on the console would hang up the console pty (vhangup) and
 	// read from it; nobody can type on a nubo console.

@@ -38,7 +38,7 @@ var recipes = map[string]recipe{
 		customize: customizeMinimal,
 	},
 	"debian-12": {
-		version:     "debian-12/6",
+		version:     "debian-12/7",
 		description: "Debian 12 (bookworm): systemd, cloud-init, OpenSSH, as a stock Debian cloud image",
 		suite:       "bookworm",
 		variant:     "minbase",

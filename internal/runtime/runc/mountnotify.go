@@ -150,10 +150,18 @@ func (s *shim) takeListener(conn *net.UnixConn, blockFS map[string]bool, stats *
 		return nil, fmt.Errorf("runc sent no seccomp fd (fds %q)", st.Fds)
 	}
 	unix.CloseOnExec(fd)
-	userns, err := os.Open("/proc/" + strconv.Itoa(st.Pid) + "/ns/user")
+	// The instance's user namespace is its init's. Not the namespace of the
+	// process runc connected for (a `runc exec`'s): that one runs on while
+	// runc hands the fd over, and may have made a user namespace of its own
+	// by the time it is read here.
+	nsPid := st.State.Pid
+	if nsPid == 0 { // runc's init itself, which runs nothing of the instance's yet
+		nsPid = st.Pid
+	}
+	userns, err := os.Open("/proc/" + strconv.Itoa(nsPid) + "/ns/user")
 	if err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("user namespace of process %d: %w", st.Pid, err)
+		return nil, fmt.Errorf("user namespace of process %d: %w", nsPid, err)
 	}
 	var nsst unix.Stat_t
 	if err := unix.Fstat(int(userns.Fd()), &nsst); err != nil {
