@@ -18,36 +18,11 @@ type Roots struct {
 	Dir string // e.g. DATA/volumes
 }
 
-func (r Roots) paths(id string) (upper, work string) {
-	return filepath.Join(r.Dir, id, "upper"), filepath.Join(r.Dir, id, "work")
-}
-
 // Mount mounts volume id over image at target (idempotent). The volume's
 // top directory is owned by uid/gid base, the instance's root.
 func (r Roots) Mount(id, image, target string, base uint32) error {
-	if mounted, err := IsMounted(target); err != nil || mounted {
-		return err
-	}
-	upper, work := r.paths(id)
-	for _, d := range []string{upper, work, target} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("creating %s: %w", d, err)
-		}
-	}
-	// The overlay's root takes the upper dir's owner and mode: make them the image root's.
-	fi, err := os.Stat(image)
-	if err != nil {
-		return fmt.Errorf("image root %s: %w", image, err)
-	}
-	if err := os.Chown(upper, int(base), int(base)); err != nil {
-		return err
-	}
-	if err := os.Chmod(upper, fi.Mode().Perm()); err != nil {
-		return err
-	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", image, upper, work)
-	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
-		return fmt.Errorf("mounting root volume %s at %s: %w", id, target, err)
+	if err := MountOverlay(filepath.Join(r.Dir, id), image, target, base); err != nil {
+		return fmt.Errorf("root volume %s: %w", id, err)
 	}
 	return nil
 }
