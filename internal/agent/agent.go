@@ -18,6 +18,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"nubo/internal/ami"
+	"nubo/internal/eni"
 	"nubo/internal/instance"
 	"nubo/internal/network"
 	"nubo/internal/runtime"
@@ -43,8 +44,8 @@ type Agent struct {
 	// holds a running instance still while its volumes are read.
 	Snapshots *snapstore.Store
 	Freezer   Freezer
-	Images  *ami.Registry
-	VPCs    *vpc.Service
+	Images    *ami.Registry
+	VPCs      *vpc.Service
 	// ImageRoot returns the local root filesystem directory of an image.
 	ImageRoot func(im ami.Image) string
 	Dir       string // per-instance state: DATA/instances
@@ -74,6 +75,7 @@ type Agent struct {
 	fwDone    map[string]int64       // fwKey → start of the last sync that succeeded
 	groups    decoded[secgroup.Group]
 	instances decoded[instance.Instance]
+	enis      decoded[eni.Interface]
 }
 
 // RootVolumes mounts instances' root volumes (volume.Roots on a real host).
@@ -130,10 +132,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			for _, ev := range resp.Events {
 				k := string(ev.Kv.Key)
-				if isInstanceKey(k) || isVolumeKey(k) || isSnapshotKey(k) {
+				if isInstanceKey(k) || isVolumeKey(k) || isSnapshotKey(k) || isInterfaceKey(k) {
 					a.queue.add(k)
 				}
-				if isInstanceKey(k) || strings.Contains(k, "/security-group/") {
+				if isInstanceKey(k) || isInterfaceKey(k) || strings.Contains(k, "/security-group/") {
 					a.firewallEvent(k, ev.Kv.Value)
 				}
 			}
@@ -174,7 +176,7 @@ func (a *Agent) resync(ctx context.Context) (int64, error) {
 		if k := string(kv.Key); isInstanceKey(k) {
 			known[k[strings.LastIndex(k, "/")+1:]] = true
 			a.queue.add(k)
-		} else if isVolumeKey(k) || isSnapshotKey(k) {
+		} else if isVolumeKey(k) || isSnapshotKey(k) || isInterfaceKey(k) {
 			a.queue.add(k)
 		}
 	}
@@ -241,6 +243,9 @@ func (a *Agent) reconcileKey(ctx context.Context, key string) (err error) {
 	}
 	if isSnapshotKey(key) {
 		return a.reconcileSnapshot(ctx, key)
+	}
+	if isInterfaceKey(key) {
+		return a.reconcileInterface(ctx, key)
 	}
 	var in instance.Instance
 	rev, err := a.Store.Get(ctx, key, &in)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"nubo/internal/eni"
 	"nubo/internal/instance"
 	"nubo/internal/network"
 	"nubo/internal/resource"
@@ -59,7 +60,7 @@ func (a *Agent) firewallEvent(key string, value []byte) {
 	a.mu.Unlock()
 	// A group matters where its VPC has ports; an instance also where it
 	// is about to have one.
-	if ports || f[2] == resource.Instance.Name {
+	if ports || f[2] == resource.Instance.Name || f[2] == resource.NetworkInterface.Name {
 		a.queue.add(k)
 	}
 }
@@ -175,7 +176,9 @@ func (a *Agent) firewall(ctx context.Context, sc resource.Scope, vpcID string) (
 		var mine []string
 		for _, id := range ids {
 			if _, ok := groups[id]; ok {
-				members[id] = append(members[id], ip)
+				if in.NetworkInterfaceID == "" { // else its interface's addresses count, below
+					members[id] = append(members[id], ip)
+				}
 				mine = append(mine, id)
 			}
 		}
@@ -186,6 +189,48 @@ func (a *Agent) firewall(ctx context.Context, sc resource.Scope, vpcID string) (
 			mine = mine[:network.MaxGroupsPerPort]
 		}
 		fw.Ports = append(fw.Ports, network.Port{InstanceID: in.ID, Device: 0, Groups: mine})
+		for _, id := range mine {
+			used[id] = true
+		}
+	}
+	// Interfaces: every address of one counts in its groups; those at
+	// device index 1 and up of this host's instances are ports.
+	prefix = resource.Prefix(sc, eni.Kind)
+	if kvs, err = a.Store.List(ctx, prefix); err != nil {
+		return fw, err
+	}
+	enis, err := a.enis.list(kvs, prefix)
+	if err != nil {
+		return fw, err
+	}
+	byID := make(map[string]instance.Instance, len(instances))
+	for _, in := range instances {
+		byID[in.ID] = in
+	}
+	for _, n := range enis {
+		if n.VPCID != vpcID {
+			continue
+		}
+		var mine []string
+		for _, id := range n.Groups {
+			if _, ok := groups[id]; !ok {
+				continue
+			}
+			mine = append(mine, id)
+			for _, p := range n.PrivateIPs {
+				if ip, err := netip.ParseAddr(p.Address); err == nil {
+					members[id] = append(members[id], ip)
+				}
+			}
+		}
+		att := n.Attachment
+		if att == nil || att.DeviceIndex == 0 || len(mine) == 0 {
+			continue
+		}
+		if in, ok := byID[att.InstanceID]; !ok || in.Host != a.Host || !hasNetwork(in) {
+			continue
+		}
+		fw.Ports = append(fw.Ports, network.Port{InstanceID: att.InstanceID, Device: att.DeviceIndex, Groups: mine[:min(len(mine), network.MaxGroupsPerPort)]})
 		for _, id := range mine {
 			used[id] = true
 		}

@@ -2,14 +2,15 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 
+	"nubo/internal/eni"
 	"nubo/internal/instance"
 	"nubo/internal/network"
 	"nubo/internal/resource"
@@ -40,13 +41,32 @@ func (a *Agent) attachNetwork(ctx context.Context, in instance.Instance) (string
 	if err != nil {
 		return "", fmt.Errorf("mac of %s: %w", in.ID, err)
 	}
+	ifcs, err := a.interfacesOf(ctx, in)
+	if err != nil {
+		return "", err
+	}
 	p := vpc.Prefix(sn.CIDR)
-	path, err := a.Network.Attach(ctx, network.Interface{
+	eth0 := network.Interface{
 		InstanceID: in.ID, VPCID: v.ID, SubnetID: sn.ID, Device: 0, MAC: mac,
 		PrivateIP: netip.MustParseAddr(in.PrivateIP), PrefixLen: p.Bits(), Gateway: vpc.Gateway(sn),
-	})
+	}
+	for _, n := range ifcs {
+		if n.Attachment.DeviceIndex == 0 { // its secondary addresses
+			if eth0, err = dataInterface(in.ID, n, sn); err != nil {
+				return "", err
+			}
+		}
+	}
+	path, err := a.Network.Attach(ctx, eth0)
 	if err != nil {
 		return "", fmt.Errorf("attaching %s to %s: %w", in.ID, sn.ID, err)
+	}
+	for _, n := range ifcs { // eth1 and up
+		if n.Attachment.DeviceIndex > 0 && n.Attachment.Status != eni.Detaching {
+			if _, err := a.attachInterface(ctx, in, n); err != nil {
+				return "", err
+			}
+		}
 	}
 	if err := a.syncFirewall(ctx, in.Account, in.Region, v.ID); err != nil {
 		return "", err

@@ -337,6 +337,9 @@ func (a *Agent) ensureTerminated(ctx context.Context, key string, in instance.In
 	if err := a.detachNetwork(ctx, in); err != nil {
 		return err
 	}
+	if err := a.releaseInterfaces(ctx, in); err != nil {
+		return err
+	}
 	if err := a.releaseRootVolume(ctx, in); err != nil {
 		return err
 	}

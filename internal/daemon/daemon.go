@@ -20,6 +20,7 @@ import (
 	"nubo/internal/api/ec2"
 	"nubo/internal/api/ec2query"
 	"nubo/internal/api/eic"
+	"nubo/internal/eni"
 	"nubo/internal/imds"
 	"nubo/internal/instance"
 	"nubo/internal/keypair"
@@ -149,6 +150,8 @@ func Run(ctx context.Context, cfg Config) error {
 		AMIs:           amis,
 	}
 	api.Instances.Volumes = volumes // root volumes are block volumes
+	api.ENIs = &eni.Service{Store: st, VPCs: vpcs}
+	api.Instances.ENIs = api.ENIs
 	q := &ec2query.Server{
 		Region:  cfg.Region,
 		Actions: api.Actions(),

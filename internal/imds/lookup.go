@@ -10,7 +10,9 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"nubo/internal/eni"
 	"nubo/internal/instance"
+	"nubo/internal/resource"
 	"nubo/internal/store"
 	"nubo/internal/vpc"
 )
@@ -50,7 +52,7 @@ func (x *Index) Lookup(ctx context.Context, vpcID string, ip netip.Addr) (instan
 	h, ok := x.holders[slot{vpcID, ip}]
 	x.mu.RUnlock()
 	if ok {
-		if in, err := x.read(ctx, h); err == nil && owns(in, vpcID, ip) {
+		if in, err := x.read(ctx, h, ip); err == nil && owns(in, vpcID, ip, h) {
 			return in, nil
 		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return instance.Instance{}, err
@@ -68,8 +70,8 @@ func (x *Index) Lookup(ctx context.Context, vpcID string, ip netip.Addr) (instan
 		return instance.Instance{}, err
 	}
 	h = holderRef{account: account, id: claim.Holder}
-	in, err := x.read(ctx, h)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && !owns(in, vpcID, ip)) {
+	in, err := x.read(ctx, h, ip)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !owns(in, vpcID, ip, h)) {
 		return instance.Instance{}, ErrNoInstance
 	} else if err != nil {
 		return instance.Instance{}, err
@@ -83,17 +85,33 @@ func (x *Index) Lookup(ctx context.Context, vpcID string, ip netip.Addr) (instan
 	return in, nil
 }
 
-func (x *Index) read(ctx context.Context, h holderRef) (instance.Instance, error) {
+// read returns the instance behind an address's holder: the holder
+// itself, or the instance a network interface holding ip is attached to.
+func (x *Index) read(ctx context.Context, h holderRef, ip netip.Addr) (instance.Instance, error) {
 	var in instance.Instance
-	if !strings.HasPrefix(h.id, "i-") { // an address held by something else
+	id := h.id
+	if strings.HasPrefix(id, "eni-") {
+		var n eni.Interface
+		if _, err := x.Store.Get(ctx, eni.Key(resource.Scope{Account: h.account, Region: x.Region}, id), &n); err != nil {
+			return in, err
+		}
+		if n.Attachment == nil || !n.Has(ip.String()) {
+			return in, store.ErrNotFound
+		}
+		id = n.Attachment.InstanceID
+	}
+	if !strings.HasPrefix(id, "i-") { // an address held by something else
 		return in, store.ErrNotFound
 	}
-	_, err := x.Store.Get(ctx, instance.Key(h.account, x.Region, h.id), &in)
+	_, err := x.Store.Get(ctx, instance.Key(h.account, x.Region, id), &in)
 	return in, err
 }
 
-func owns(in instance.Instance, vpcID string, ip netip.Addr) bool {
-	return in.VPCID == vpcID && in.PrivateIP == ip.String() && in.State != instance.Terminated
+// owns: the instance (still) has the address, itself or through the
+// interface holding it (read checked that one).
+func owns(in instance.Instance, vpcID string, ip netip.Addr, h holderRef) bool {
+	mine := in.PrivateIP == ip.String() || strings.HasPrefix(h.id, "eni-")
+	return in.VPCID == vpcID && mine && in.State != instance.Terminated
 }
 
 // owner returns the account of vpcID, scanning the address claims when it

@@ -15,6 +15,7 @@ import (
 	"nubo/internal/api/eic"
 	"nubo/internal/apierr"
 	"nubo/internal/catalog"
+	"nubo/internal/eni"
 	"nubo/internal/instance"
 	"nubo/internal/keypair"
 	"nubo/internal/resource"
@@ -61,7 +62,6 @@ type view struct {
 
 	vpc    *vpc.VPC
 	subnet *vpc.Subnet
-	groups []string // names, in the instance's order
 	doc    []byte
 }
 
@@ -174,14 +174,14 @@ func (v *view) metaData() (map[string]node, error) {
 		"local-ipv4":           leaf(in.PrivateIP),
 		"mac":                  leaf(in.MAC),
 		"managed-ssh-keys":     fixed(map[string]node{"active-keys": dir(v.activeKeys)}),
-		"network":              fixed(map[string]node{"interfaces": fixed(map[string]node{"macs": fixed(map[string]node{in.MAC: dir(v.eth0)})})}),
+		"network":              fixed(map[string]node{"interfaces": fixed(map[string]node{"macs": dir(v.macs)})}),
 		"placement": fixed(map[string]node{
 			"availability-zone":    leaf(in.Zone),
 			"availability-zone-id": lazy(v.zoneID),
 			"region":               leaf(v.s.Region),
 		}),
 		"reservation-id":  leaf(in.ReservationID),
-		"security-groups": lazy(v.groupNames),
+		"security-groups": lazy(func() (string, error) { return v.groupNames(in.SecurityGroups), nil }),
 		"services":        fixed(map[string]node{"domain": leaf("amazonaws.com"), "partition": leaf("aws")}),
 	}
 	if in.PublicIP != "" {
@@ -247,33 +247,65 @@ func (v *view) blockDevices() (map[string]node, error) {
 	return m, nil
 }
 
-// eth0 is the primary interface's directory, under its MAC. (No
-// interface-id: instances have no network interface records yet.)
-func (v *view) eth0() (map[string]node, error) {
+// macs lists the instance's interfaces by MAC, as the instance OS's
+// network helper reads them (ec2-net-utils, cloud-init).
+func (v *view) macs() (map[string]node, error) {
+	sc := resource.Scope{Account: v.in.Account, Region: v.s.Region}
+	ifcs, err := (&eni.Service{Store: v.s.Store}).Attached(v.ctx, sc, v.in.ID)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]node{}
+	for _, n := range ifcs {
+		if n.Attachment.Status == eni.Attached || n.Attachment.Status == eni.Attaching {
+			m[n.MAC] = dir(func() (map[string]node, error) { return v.nic(n) })
+		}
+	}
+	if v.in.NetworkInterfaceID == "" { // launched before interfaces were records
+		m[v.in.MAC] = dir(func() (map[string]node, error) {
+			return v.nic(eni.Interface{MAC: v.in.MAC, SubnetID: v.in.SubnetID, Groups: v.in.SecurityGroups, Owner: v.in.Account,
+				PrivateIPs: []eni.PrivateIP{{Address: v.in.PrivateIP, Primary: true}}, Attachment: &eni.Attachment{}})
+		})
+	}
+	return m, nil
+}
+
+// nic is one interface's directory under its MAC.
+func (v *view) nic(n eni.Interface) (map[string]node, error) {
 	in := v.in
 	vp, err := v.loadVPC()
 	if err != nil {
 		return nil, err
 	}
-	sn, err := v.loadSubnet()
+	sn, err := v.vpcs().GetSubnet(v.ctx, in.Account, n.SubnetID)
 	if err != nil {
 		return nil, err
 	}
+	var ips []string
+	for _, p := range n.PrivateIPs {
+		ips = append(ips, p.Address)
+	}
+	primary := n.Attachment.DeviceIndex == 0
 	m := map[string]node{
-		"device-number":          leaf("0"),
-		"local-hostname":         leaf(v.privateDNS()),
-		"local-ipv4s":            leaf(in.PrivateIP),
-		"mac":                    leaf(in.MAC),
-		"owner-id":               leaf(in.Account),
-		"security-group-ids":     leaf(strings.Join(in.SecurityGroups, "\n")),
-		"security-groups":        lazy(v.groupNames),
-		"subnet-id":              leaf(in.SubnetID),
+		"device-number":          leaf(strconv.Itoa(n.Attachment.DeviceIndex)),
+		"local-ipv4s":            leaf(strings.Join(ips, "\n")),
+		"mac":                    leaf(n.MAC),
+		"owner-id":               leaf(n.Owner),
+		"security-group-ids":     leaf(strings.Join(n.Groups, "\n")),
+		"security-groups":        lazy(func() (string, error) { return v.groupNames(n.Groups), nil }),
+		"subnet-id":              leaf(n.SubnetID),
 		"subnet-ipv4-cidr-block": leaf(sn.CIDR),
 		"vpc-id":                 leaf(in.VPCID),
 		"vpc-ipv4-cidr-block":    leaf(vp.CIDR),
 		"vpc-ipv4-cidr-blocks":   leaf(vp.CIDR),
 	}
-	if in.PublicIP != "" {
+	if ip, err := netip.ParseAddr(n.PrimaryIP()); err == nil {
+		m["local-hostname"] = leaf(vpc.PrivateDNSName(v.s.Region, ip))
+	}
+	if n.ID != "" {
+		m["interface-id"] = leaf(n.ID)
+	}
+	if primary && in.PublicIP != "" {
 		m["public-ipv4s"] = leaf(in.PublicIP)
 		m["ipv4-associations"] = fixed(map[string]node{in.PublicIP: leaf(in.PrivateIP)})
 		if vp.DNSHostnames {
@@ -337,20 +369,16 @@ func (v *view) zoneID() (string, error) {
 	return sn.ZoneID, err
 }
 
-// groupNames lists the instance's security groups by name, one a line; a
-// group deleted meanwhile is left out.
-func (v *view) groupNames() (string, error) {
-	if v.groups == nil {
-		v.groups = []string{}
-		for _, id := range v.in.SecurityGroups {
-			g, _, err := v.vpcs().SecurityGroup(v.ctx, v.in.Account, id)
-			if err != nil {
-				continue
-			}
-			v.groups = append(v.groups, g.Name)
+// groupNames lists security groups by name, one a line; a group deleted
+// meanwhile is left out.
+func (v *view) groupNames(ids []string) string {
+	var names []string
+	for _, id := range ids {
+		if g, _, err := v.vpcs().SecurityGroup(v.ctx, v.in.Account, id); err == nil {
+			names = append(names, g.Name)
 		}
 	}
-	return strings.Join(v.groups, "\n"), nil
+	return strings.Join(names, "\n")
 }
 
 // openSSHKey is the launch key's public half: the key kept with the instance

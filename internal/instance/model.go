@@ -96,8 +96,12 @@ type Instance struct {
 	// address is then PublicIP and stays across stop and start.
 	ElasticIP string `json:"elasticIp,omitempty"`
 	// AssignPublic: the instance gets a public address at every start.
-	AssignPublic bool   `json:"assignPublic,omitempty"`
-	MAC          string `json:"mac"`
+	AssignPublic bool `json:"assignPublic,omitempty"`
+	// MAC, PrivateIP, SubnetID and SecurityGroups are also the primary
+	// interface's: NetworkInterfaceID (eth0, an eni record; "" for
+	// instances launched before interfaces were records).
+	MAC                string `json:"mac"`
+	NetworkInterfaceID string `json:"networkInterfaceId,omitempty"`
 	// SecurityGroups are the IDs of the primary interface's security
 	// groups (1 to 5, in the VPC), in the order given.
 	SecurityGroups []string `json:"securityGroups,omitempty"`

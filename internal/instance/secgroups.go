@@ -118,6 +118,11 @@ func (s *Service) SetSecurityGroups(ctx context.Context, account, id string, ids
 			return err
 		}
 		in.SecurityGroups = groups
+		primary, err := s.enis().SetPrimaryGroups(ctx, s.scope(account), in.NetworkInterfaceID, groups)
+		if err != nil {
+			return err
+		}
+		checks = append(checks, primary...)
 		err = s.Store.Apply(ctx, append(checks, store.Op{Key: Key(account, s.Region, id), Value: in, ModRev: rev})...)
 		if !errors.Is(err, store.ErrConflict) {
 			return err

@@ -2,13 +2,11 @@ package instance
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sort"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"nubo/internal/ami"
 	"nubo/internal/apierr"
 	"nubo/internal/catalog"
+	"nubo/internal/eni"
 	"nubo/internal/keypair"
 	"nubo/internal/resource"
 	"nubo/internal/store"
@@ -37,6 +36,7 @@ type Service struct {
 	// Volumes, when set, makes root volumes block volumes (encryptable,
 	// snapshottable); nil keeps them overlays on the host's disk (tests).
 	Volumes *volume.Service
+	ENIs    *eni.Service
 	Now     func() time.Time
 }
 
@@ -66,6 +66,10 @@ type RunSpec struct {
 	// Root is the rest of the root device's mapping (type, performance,
 	// encryption); RootSizeGiB and DeleteOnTermination are above.
 	Root *volume.RootSpec `json:",omitempty"`
+	// Primary and Extra are NetworkInterface.N: more of the primary
+	// interface, and interfaces at device indexes 1 and up.
+	Primary PrimarySpec      `json:",omitzero"`
+	Extra   []ExtraInterface `json:",omitempty"`
 }
 
 // Reservation is what RunInstances answers.
@@ -120,6 +124,9 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 	}
 	if spec.Zone != "" && !contains(s.Zones, spec.Zone) {
 		return Reservation{}, apierr.New(apierr.InvalidParameterValue, "Invalid availability zone: [%s]", spec.Zone)
+	}
+	if err := s.takesInterfaces(ctx, account, &spec); err != nil {
+		return Reservation{}, err
 	}
 	sn, err := s.subnet(ctx, account, &spec)
 	if err != nil {
@@ -197,7 +204,7 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 			res.Instances[i].PublicKey = publicKey
 		}
 		ops = append(ops, checks...)
-		if ops, err = s.addresses(ctx, account, sn, spec.PrivateIP, public, &res, ops); err != nil {
+		if ops, err = s.interfaces(ctx, account, spec, sn, public, &res, ops); err != nil {
 			return Reservation{}, err
 		}
 		if alloc.Instances == nil {
@@ -244,7 +251,6 @@ func (s *Service) newReservation(ctx context.Context, account string, spec RunSp
 			Zone:                  sn.Zone,
 			VPCID:                 sn.VPCID,
 			SubnetID:              sn.ID,
-			MAC:                   newMAC(),
 			Host:                  s.Host,
 			UserData:              spec.UserData,
 			ClientToken:           spec.ClientToken,
@@ -394,50 +400,12 @@ func (s *Service) subnet(ctx context.Context, account string, spec *RunSpec) (vp
 	return vpc.Subnet{}, apierr.New("MissingInput", "No default subnet for availability zone %s: give a SubnetId.", zone)
 }
 
-// addresses gives each new instance its private address (and a public one
-// when asked), names it after its private address as EC2 does, and returns
-// ops with the instance records and the address claims added.
-func (s *Service) addresses(ctx context.Context, account string, sn vpc.Subnet, want string, public bool, res *Reservation, ops []store.Op) ([]store.Op, error) {
-	ids := make([]string, len(res.Instances))
-	for i, in := range res.Instances {
-		ids[i] = in.ID
-	}
-	private, claims, err := s.VPCs.AllocatePrivate(ctx, account, sn, want, ids)
-	if err != nil {
-		return nil, err
-	}
-	ops = append(ops, claims...)
-	var pubs []netip.Addr
-	if public {
-		if pubs, claims, err = s.Public.Allocate(ctx, account, ids); err != nil {
-			return nil, err
-		}
-		ops = append(ops, claims...)
-	}
-	for i := range res.Instances {
-		in := &res.Instances[i]
-		in.PrivateIP = private[i].String()
-		in.Hostname = HostnameOf(private[i])
-		if public {
-			in.PublicIP, in.AssignPublic = pubs[i].String(), true
-		}
-		ops = append(ops, store.Op{Key: Key(account, s.Region, in.ID), Value: *in})
-	}
-	return ops, nil
-}
-
 // HostnameOf is EC2's IP-based hostname: ip-172-31-5-9.
 func HostnameOf(ip netip.Addr) string {
 	return "ip-" + strings.ReplaceAll(ip.String(), ".", "-")
 }
 
-// newMAC is a locally administered unicast MAC, like EC2's 0e:… and 12:….
-func newMAC() string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	b[0] = b[0]&0xfc | 0x02
-	return net.HardwareAddr(b[:]).String()
-}
+func newInterfaceID() string { return resource.NewID(eni.Kind) }
 
 // reservation rebuilds the answer to an earlier, identical RunInstances.
 func (s *Service) reservation(ctx context.Context, account string, prior idempotency) (Reservation, error) {

@@ -18,12 +18,15 @@
 //	  gw0  169.254.0.2/32, default via 169.254.0.1 onlink
 //	  lo   VPC base+2 (DNS), each subnet's base+1 (gateways)
 //	  i<hash(i-1)>0  proxy ARP, strict rp_filter,  route 10.0.1.5/32, permanent neighbour
+//	                 (the same for each secondary IP, route proto 0x6e)
 //	  unreachable 10.0.0.0/16            (VPC addresses no instance has)
 //	  nftables "ip nubo": stateless 1:1 NAT by maps, forward filter,
 //	                     security groups (stateful, see linux/firewall.go)
 //	    │ veth (one per interface)
 //	nubo-i-1                            instance namespace (runc joins it)
-//	  eth0  MAC, 10.0.1.5/24, default via 10.0.1.1; eth1… for more ENIs
+//	  eth0  MAC, 10.0.1.5/24 (+ secondary IPs), default via 10.0.1.1
+//	  eth1… for more ENIs; per eth<n>: "from <each address> lookup 1000+n",
+//	        table 1000+n: subnet and default via eth<n> (source routing)
 //
 // Why this shape:
 //
@@ -36,9 +39,14 @@
 //     the gateway. Like EC2 there is no L2 between instances (no broadcast,
 //     no ARP or MAC spoofing to worry about), and spoofing is stopped for
 //     free: with strict reverse-path filtering on a port, only the
-//     instance's own addresses are accepted from it. Every packet between
-//     instances, in a subnet or across subnets, goes through the router:
-//     one place for security groups and network ACLs later.
+//     instance's own addresses are accepted from it (so replies from
+//     eth1's addresses must leave through eth1: source routing in the
+//     instance). Moving a secondary IP or a whole interface to another
+//     instance is a route replace in the router; other instances' neighbour
+//     caches hold their own port's MAC, so no gratuitous ARP is needed.
+//     Every packet between instances, in a subnet or across subnets, goes
+//     through the router: one place for security groups and network ACLs
+//     later.
 //   - One gateway namespace between the host and the routers: the host needs
 //     exactly one link and one route whatever the number of VPCs, the
 //     gateway holds one /32 route per public IP (moving an IP between VPCs

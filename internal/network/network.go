@@ -56,6 +56,16 @@ type Driver interface {
 	// runtime to join (runtime.Spec.NetNS). Every interface of an instance is
 	// in one VPC.
 	Attach(ctx context.Context, ifc Interface) (netnsPath string, err error)
+	// Attach also updates an attached interface: its secondary addresses
+	// become exactly Interface.SecondaryIPs. A secondary address routed to
+	// another interface of the VPC moves to this one (EC2's reassignment:
+	// the records decide who holds it); a primary address in use elsewhere
+	// is ErrConflict.
+
+	// DetachInterface removes one interface, eth<device>, of an instance
+	// (its port, routes, neighbours and source-routing rules); its
+	// addresses stop answering at once. An absent interface is a no-op.
+	DetachInterface(ctx context.Context, instanceID string, device int) error
 	// Detach removes all of an instance's interfaces and its namespace.
 	Detach(ctx context.Context, instanceID string) error
 
@@ -110,8 +120,11 @@ type Interface struct {
 	Device    int
 	MAC       net.HardwareAddr
 	PrivateIP netip.Addr
-	PrefixLen int        // the subnet's prefix length
-	Gateway   netip.Addr // the subnet's base + 1
+	// SecondaryIPs are the interface's other private addresses, in its
+	// subnet (EC2's secondary private IPv4 addresses).
+	SecondaryIPs []netip.Addr
+	PrefixLen    int        // the subnet's prefix length
+	Gateway      netip.Addr // the subnet's base + 1
 }
 
 // PublicIP is a public IP mapped to a private IP of a VPC.

@@ -66,6 +66,29 @@ func TestInterfaceChecks(t *testing.T) {
 	if err := bad.Validate(); !errors.Is(err, network.ErrInvalid) {
 		t.Errorf("device %d: %v", bad.Device, err)
 	}
+	sec := ok
+	sec.SecondaryIPs = []netip.Addr{netip.MustParseAddr("10.0.1.6"), netip.MustParseAddr("10.0.1.7")}
+	if err := sec.Validate(); err != nil {
+		t.Errorf("secondary IPs: %v", err)
+	}
+	if err := sec.CheckSubnet(netip.MustParsePrefix("10.0.1.0/24")); err != nil {
+		t.Errorf("secondary IPs: %v", err)
+	}
+	for _, s := range [][]string{{"10.0.1.6", "10.0.1.6"}, {"10.0.1.5"}, {"::1"}} {
+		sec.SecondaryIPs = nil
+		for _, a := range s {
+			sec.SecondaryIPs = append(sec.SecondaryIPs, netip.MustParseAddr(a))
+		}
+		if err := sec.Validate(); !errors.Is(err, network.ErrInvalid) {
+			t.Errorf("secondary IPs %v: %v", s, err)
+		}
+	}
+	for _, a := range []string{"10.0.2.6", "10.0.1.2", "10.0.1.255"} {
+		sec.SecondaryIPs = []netip.Addr{netip.MustParseAddr(a)}
+		if err := sec.CheckSubnet(netip.MustParsePrefix("10.0.1.0/24")); !errors.Is(err, network.ErrInvalid) {
+			t.Errorf("secondary IP %s: %v", a, err)
+		}
+	}
 	v := network.VPC{ID: "vpc-1", CIDR: netip.MustParsePrefix("10.0.0.0/16")}
 	if err := (network.Subnet{ID: "subnet-1", CIDR: netip.MustParsePrefix("10.0.0.0/15")}).Validate(v.CIDR); !errors.Is(err, network.ErrInvalid) {
 		t.Errorf("subnet larger than its VPC: %v", err)

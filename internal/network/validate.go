@@ -93,11 +93,18 @@ func (i Interface) Validate() error {
 	case !i.PrivateIP.Is4():
 		return fmt.Errorf("%w: private IP %s is not IPv4", ErrInvalid, i.PrivateIP)
 	}
+	seen := map[netip.Addr]bool{i.PrivateIP: true}
+	for _, a := range i.SecondaryIPs {
+		if !a.Is4() || seen[a] {
+			return fmt.Errorf("%w: secondary IP %s (not IPv4, or listed twice)", ErrInvalid, a)
+		}
+		seen[a] = true
+	}
 	return nil
 }
 
-// CheckSubnet checks the interface's addresses against its subnet: the IP
-// inside it and not reserved, the prefix length the subnet's, the gateway
+// CheckSubnet checks the interface's addresses against its subnet: the IPs
+// (primary and secondary) inside it and not reserved, the prefix length the subnet's, the gateway
 // base + 1.
 func (i Interface) CheckSubnet(subnet netip.Prefix) error {
 	switch {
@@ -107,6 +114,11 @@ func (i Interface) CheckSubnet(subnet netip.Prefix) error {
 		return fmt.Errorf("%w: prefix length %d, subnet %s is a /%d", ErrInvalid, i.PrefixLen, i.SubnetID, subnet.Bits())
 	case i.Gateway != SubnetGateway(subnet):
 		return fmt.Errorf("%w: gateway %s, subnet %s's is %s", ErrInvalid, i.Gateway, i.SubnetID, SubnetGateway(subnet))
+	}
+	for _, a := range i.SecondaryIPs {
+		if !subnet.Contains(a) || SubnetReserved(subnet, a) {
+			return fmt.Errorf("%w: secondary IP %s is not an instance address of subnet %s (%s)", ErrInvalid, a, i.SubnetID, subnet)
+		}
 	}
 	return nil
 }

@@ -44,6 +44,8 @@ var (
 	RouteTableAssoc = Kind{Name: "route-table-association", IDPrefix: "rtbassoc"}
 	AddressAssoc    = Kind{Name: "address-association", IDPrefix: "eipassoc"}
 	CIDRAssociation = Kind{Name: "vpc-cidr-block-association", IDPrefix: "vpc-cidr-assoc"}
+	// NetworkInterface: an ENI (package eni).
+	NetworkInterface = Kind{Name: "network-interface", IDPrefix: "eni", NotFoundCode: "InvalidNetworkInterfaceID.NotFound"}
 
 	SecurityGroup = Kind{Name: "security-group", IDPrefix: "sg", NotFoundCode: "InvalidGroup.NotFound"}
 	// SecurityGroupRule records live inside their group's record; the
@@ -52,7 +54,7 @@ var (
 )
 
 // Kinds lists every kind, for lookups by ID prefix and resource-type name.
-var Kinds = []Kind{KeyPair, Image, Instance, Volume, Snapshot, VPC, Subnet, InternetGateway, RouteTable, ElasticIP, SecurityGroup, SecurityGroupRule}
+var Kinds = []Kind{KeyPair, Image, Instance, Volume, Snapshot, VPC, Subnet, InternetGateway, RouteTable, ElasticIP, NetworkInterface, SecurityGroup, SecurityGroupRule}
 
 // Reservation is not a stored resource, only an ID prefix.
 var Reservation = Kind{Name: "reservation", IDPrefix: "r"}

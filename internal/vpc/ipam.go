@@ -109,34 +109,71 @@ func Resolver(v VPC) netip.Addr { return Prefix(v.CIDR).Masked().Addr().Next().N
 // if given, for the first) and returns the writes that claim them; they must
 // be applied in the caller's transaction, which fails if another claim won.
 func (s *Service) AllocatePrivate(ctx context.Context, account string, sn Subnet, want string, holders []string) ([]netip.Addr, []store.Op, error) {
-	taken, err := s.used(ctx, s.privatePrefix(account, sn.VPCID))
+	claims := make([]Claim, len(holders))
+	for i, h := range holders {
+		claims[i].Holder = h
+	}
+	if len(claims) > 0 {
+		claims[0].Want = want
+	}
+	return s.ClaimPrivate(ctx, account, sn, claims, nil)
+}
+
+// Claim asks for one private address for Holder: Want, or the lowest free.
+type Claim struct {
+	Holder string
+	Want   string
+}
+
+// ClaimPrivate picks a private address in the subnet for each claim (the
+// wanted ones first, then the lowest free for the rest) and returns the
+// writes that claim them, to be applied in the caller's transaction.
+// Addresses that planned (writes of the same transaction) claim are taken.
+func (s *Service) ClaimPrivate(ctx context.Context, account string, sn Subnet, claims []Claim, planned []store.Op) ([]netip.Addr, []store.Op, error) {
+	prefix := s.privatePrefix(account, sn.VPCID)
+	taken, err := s.used(ctx, prefix)
 	if err != nil {
 		return nil, nil, err
 	}
-	p := Prefix(sn.CIDR)
-	var ips []netip.Addr
-	if want != "" {
-		ip, err := netip.ParseAddr(want)
-		if err != nil || !usable(p, ip) {
-			return nil, nil, apierr.New(apierr.InvalidParameterValue, "Address %s does not fall within the subnet's address range (%s) or is reserved.", want, sn.CIDR)
+	for _, op := range planned {
+		if ip, err := netip.ParseAddr(strings.TrimPrefix(op.Key, prefix)); err == nil && strings.HasPrefix(op.Key, prefix) && !op.Delete {
+			taken[ip] = Address{}
 		}
-		if _, busy := taken[ip]; busy {
-			return nil, nil, apierr.New("InvalidIPAddress.InUse", "Address %s is in use.", want)
-		}
-		ips = append(ips, ip)
 	}
-	for ip := p.Masked().Addr(); len(ips) < len(holders) && p.Contains(ip); ip = ip.Next() {
-		if _, busy := taken[ip]; busy || !usable(p, ip) || (len(ips) > 0 && ips[0] == ip) {
+	p := Prefix(sn.CIDR)
+	ips := make([]netip.Addr, len(claims))
+	mine := map[netip.Addr]bool{}
+	for i, c := range claims {
+		if c.Want == "" {
 			continue
 		}
-		ips = append(ips, ip)
+		ip, err := netip.ParseAddr(c.Want)
+		if err != nil || !usable(p, ip) {
+			return nil, nil, apierr.New(apierr.InvalidParameterValue, "Address %s does not fall within the subnet's address range (%s) or is reserved.", c.Want, sn.CIDR)
+		}
+		if _, busy := taken[ip]; busy || mine[ip] {
+			return nil, nil, apierr.New("InvalidIPAddress.InUse", "Address %s is in use.", c.Want)
+		}
+		ips[i], mine[ip] = ip, true
 	}
-	if len(ips) < len(holders) {
-		return nil, nil, apierr.New("InsufficientFreeAddressesInSubnet", "There are not enough free addresses in subnet '%s' to satisfy the requested number of instances.", sn.ID)
+	next := p.Masked().Addr()
+	for i := range claims {
+		if ips[i].IsValid() {
+			continue
+		}
+		for ; p.Contains(next); next = next.Next() {
+			if _, busy := taken[next]; !busy && !mine[next] && usable(p, next) {
+				break
+			}
+		}
+		if !p.Contains(next) {
+			return nil, nil, apierr.New("InsufficientFreeAddressesInSubnet", "There are not enough free addresses in subnet '%s' to satisfy the requested number of addresses.", sn.ID)
+		}
+		ips[i], mine[next] = next, true
 	}
-	ops := make([]store.Op, len(holders))
-	for i, h := range holders {
-		ops[i] = store.Op{Key: s.privateKey(account, sn.VPCID, ips[i]), Value: Address{Account: account, Holder: h, SubnetID: sn.ID}}
+	ops := make([]store.Op, len(claims))
+	for i, c := range claims {
+		ops[i] = store.Op{Key: s.privateKey(account, sn.VPCID, ips[i]), Value: Address{Account: account, Holder: c.Holder, SubnetID: sn.ID}}
 	}
 	return ips, ops, nil
 }

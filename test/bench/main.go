@@ -51,7 +51,8 @@ func main() {
 	sgBudget := flag.Duration("sg-budget", 3*time.Minute, "time the security group benchmarks may take (the scale levels stop before)")
 	logins := flag.Int("logins", 20, "launches per image measured to the first SSH login")
 	volumeReps := flag.Int("volume-reps", 3, "runs per volume I/O measurement")
-	only := flag.String("only", "", "run only the api, instances, network, secgroups, ssh, volumes or snapshots benchmarks")
+	moves := flag.Int("eni-moves", 20, "ENI moves measured (failover)")
+	only := flag.String("only", "", "run only the api, instances, network, secgroups, ssh, volumes, snapshots or enis benchmarks")
 	flag.Parse()
 	var err error
 	if *only == "" || *only == "api" {
@@ -74,6 +75,9 @@ func main() {
 	}
 	if err == nil && (*only == "" || *only == "snapshots") {
 		err = benchSnapshots(context.Background())
+	}
+	if err == nil && (*only == "" || *only == "enis") {
+		err = benchENIFailover(context.Background(), *moves)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -9,6 +9,7 @@ import (
 
 	"nubo/internal/ami"
 	"nubo/internal/api/ec2query"
+	"nubo/internal/eni"
 	"nubo/internal/instance"
 	"nubo/internal/keypair"
 	"nubo/internal/resource"
@@ -32,6 +33,8 @@ type API struct {
 	SecurityGroups *secgroup.Service
 	// Volumes keeps EBS volumes (nil: the instance calls show root volumes only).
 	Volumes *volume.Service
+	// ENIs keeps network interfaces.
+	ENIs *eni.Service
 	// Snapshots keeps EBS snapshots.
 	Snapshots *snapshot.Service
 	// Console returns an instance's console output and when it was taken.
@@ -109,19 +112,28 @@ func (a *API) Actions() map[string]ec2query.Handler {
 		"UpdateSecurityGroupRuleDescriptionsIngress": a.updateSecurityGroupRuleDescriptionsIngress,
 		"UpdateSecurityGroupRuleDescriptionsEgress":  a.updateSecurityGroupRuleDescriptionsEgress,
 
-		"CreateVolume":                  a.createVolume,
-		"DescribeVolumes":               a.describeVolumes,
-		"DeleteVolume":                  a.deleteVolume,
-		"AttachVolume":                  a.attachVolume,
-		"DetachVolume":                  a.detachVolume,
-		"ModifyVolume":                  a.modifyVolume,
-		"DescribeVolumesModifications":  a.describeVolumesModifications,
-		"DescribeVolumeStatus":          a.describeVolumeStatus,
-		"DescribeVolumeAttribute":       a.describeVolumeAttribute,
-		"EnableEbsEncryptionByDefault":  a.enableEbsEncryptionByDefault,
-		"DisableEbsEncryptionByDefault": a.disableEbsEncryptionByDefault,
-		"GetEbsEncryptionByDefault":     a.getEbsEncryptionByDefault,
-		"GetEbsDefaultKmsKeyId":         a.getEbsDefaultKmsKeyID,
+		"CreateNetworkInterface":            a.createNetworkInterface,
+		"DescribeNetworkInterfaces":         a.describeNetworkInterfaces,
+		"DeleteNetworkInterface":            a.deleteNetworkInterface,
+		"AttachNetworkInterface":            a.attachNetworkInterface,
+		"DetachNetworkInterface":            a.detachNetworkInterface,
+		"ModifyNetworkInterfaceAttribute":   a.modifyNetworkInterfaceAttribute,
+		"DescribeNetworkInterfaceAttribute": a.describeNetworkInterfaceAttribute,
+		"AssignPrivateIpAddresses":          a.assignPrivateIPAddresses,
+		"UnassignPrivateIpAddresses":        a.unassignPrivateIPAddresses,
+		"CreateVolume":                      a.createVolume,
+		"DescribeVolumes":                   a.describeVolumes,
+		"DeleteVolume":                      a.deleteVolume,
+		"AttachVolume":                      a.attachVolume,
+		"DetachVolume":                      a.detachVolume,
+		"ModifyVolume":                      a.modifyVolume,
+		"DescribeVolumesModifications":      a.describeVolumesModifications,
+		"DescribeVolumeStatus":              a.describeVolumeStatus,
+		"DescribeVolumeAttribute":           a.describeVolumeAttribute,
+		"EnableEbsEncryptionByDefault":      a.enableEbsEncryptionByDefault,
+		"DisableEbsEncryptionByDefault":     a.disableEbsEncryptionByDefault,
+		"GetEbsEncryptionByDefault":         a.getEbsEncryptionByDefault,
+		"GetEbsDefaultKmsKeyId":             a.getEbsDefaultKmsKeyID,
 
 		"CreateSnapshot":            a.createSnapshot,
 		"CreateSnapshots":           a.createSnapshots,

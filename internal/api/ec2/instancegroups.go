@@ -50,7 +50,9 @@ func launchGroups(p ec2query.Params) (ids, names []string, err error) {
 				"Network interfaces and an instance-level security groups may not be specified on the same request")
 		}
 		for _, ni := range nis {
-			ids = append(ids, ni.Strings("SecurityGroupId")...)
+			if ni.String("DeviceIndex") == "0" { // the others' groups are their own
+				ids = append(ids, ni.Strings("SecurityGroupId")...)
+			}
 		}
 	}
 	if err := checkGroupIDs(ids); err != nil {

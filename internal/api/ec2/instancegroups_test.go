@@ -202,7 +202,8 @@ func TestRunInstancesGroupParameters(t *testing.T) {
 		{map[string]string{"SecurityGroupId.1": "sg-12"}, "InvalidGroupId.Malformed"},
 		{map[string]string{"SecurityGroupId.1": ""}, apierr.InvalidParameterValue},
 		{map[string]string{"SecurityGroup.1": ""}, apierr.InvalidParameterValue},
-		{map[string]string{"NetworkInterface.1.SecurityGroupId.1": "bad"}, "InvalidGroupId.Malformed"},
+		{map[string]string{"NetworkInterface.1.DeviceIndex": "0", "NetworkInterface.1.SecurityGroupId.1": "bad"}, "InvalidGroupId.Malformed"},
+		{map[string]string{"NetworkInterface.1.SecurityGroupId.1": "sg-0123456789abcdef0"}, apierr.MissingParameter},
 		{map[string]string{"SecurityGroupId.1": "sg-0123456789abcdef0", "NetworkInterface.1.DeviceIndex": "0"}, apierr.InvalidParameterCombination},
 		{map[string]string{"SecurityGroupId.1": "sg-0123456789abcdef0"}, "InvalidGroup.NotFound"},
 	} {

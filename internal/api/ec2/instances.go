@@ -12,6 +12,7 @@ import (
 	"nubo/internal/api/ec2query"
 	"nubo/internal/apierr"
 	"nubo/internal/catalog"
+	"nubo/internal/eni"
 	"nubo/internal/instance"
 	"nubo/internal/resource"
 	"nubo/internal/volume"
@@ -57,22 +58,8 @@ func (a *API) runInstances(ctx context.Context, r *ec2query.Request) (any, error
 	if len(spec.ClientToken) > 64 {
 		return nil, apierr.InvalidValue("ClientToken", spec.ClientToken, "It must be at most 64 ASCII characters.")
 	}
-	// The primary network interface (DeviceIndex 0) may say where and how.
-	for _, ni := range p.Members("NetworkInterface") {
-		if idx, _, err := ni.Int("DeviceIndex"); err != nil {
-			return nil, err
-		} else if idx != 0 {
-			return nil, apierr.New(apierr.UnsupportedOperation, "Only the primary network interface (DeviceIndex 0) can be given at launch for now.")
-		}
-		if v := ni.String("SubnetId"); v != "" {
-			spec.SubnetID = v
-		}
-		if v := ni.String("PrivateIpAddress"); v != "" {
-			spec.PrivateIP = v
-		}
-		if spec.AssociatePublicIP, err = ni.OptBool("AssociatePublicIpAddress"); err != nil {
-			return nil, err
-		}
+	if err := launchInterfaces(p, &spec); err != nil {
+		return nil, err
 	}
 	if spec.SecurityGroupIDs, spec.SecurityGroupNames, err = launchGroups(p); err != nil {
 		return nil, err
@@ -156,6 +143,13 @@ func (a *API) runInstances(ctx context.Context, r *ec2query.Request) (any, error
 	names := a.dnsNamer(ctx, r.Account)
 	for i, in := range res.Instances {
 		items[i] = a.instanceItem(in, names, groups, nil) // nothing attached yet
+	}
+	ptrs := make([]*instanceItem, len(items))
+	for i := range items {
+		ptrs[i] = &items[i]
+	}
+	if err := a.withInterfaces(ctx, r, ptrs); err != nil {
+		return nil, err
 	}
 	return struct {
 		ReservationID string                      `xml:"reservationId"`
@@ -294,6 +288,7 @@ type instanceItem struct {
 	UsageOperation        string                       `xml:"usageOperation"`
 	CurrentInstanceBootMd string                       `xml:"currentInstanceBootMode"`
 	MetadataOptions       metadataOptionsItem          `xml:"metadataOptions"`
+	NetworkInterfaceSet   ec2query.List[eniItem]       `xml:"networkInterfaceSet"`
 }
 
 type monitoringItem struct {
@@ -540,6 +535,15 @@ func (a *API) describeInstances(ctx context.Context, r *ec2query.Request) (any, 
 		}
 		out[i].InstancesSet.Items = append(out[i].InstancesSet.Items, a.instanceItem(in, names, groups, vols[in.ID]))
 	}
+	var ptrs []*instanceItem
+	for i := range out {
+		for j := range out[i].InstancesSet.Items {
+			ptrs = append(ptrs, &out[i].InstancesSet.Items[j])
+		}
+	}
+	if err := a.withInterfaces(ctx, r, ptrs); err != nil {
+		return nil, err
+	}
 	return struct {
 		ReservationSet ec2query.List[reservationItem] `xml:"reservationSet"`
 		NextToken      string                         `xml:"nextToken,omitempty"`
@@ -710,4 +714,109 @@ func nonEmpty(v string) []string {
 		return nil
 	}
 	return []string{v}
+}
+
+// launchInterfaces reads NetworkInterface.N: the primary interface
+// (DeviceIndex 0) says where and how, the others are extra cards, new or
+// existing.
+func launchInterfaces(p ec2query.Params, spec *instance.RunSpec) error {
+	seen := map[int]bool{}
+	ids := map[string]bool{}
+	for _, ni := range p.Members("NetworkInterface") {
+		if _, err := ni.Required("DeviceIndex"); err != nil {
+			return err
+		}
+		idx, _, err := ni.Int("DeviceIndex")
+		if err != nil {
+			return err
+		}
+		if idx < 0 || idx > eni.MaxDeviceIndex {
+			return apierr.InvalidValue(ni.Name("DeviceIndex"), strconv.Itoa(idx), fmt.Sprintf("Device indexes go from 0 to %d.", eni.MaxDeviceIndex))
+		}
+		if seen[idx] {
+			return apierr.New(apierr.InvalidParameterValue, "Each network interface requires a unique device index (%d is given twice).", idx)
+		}
+		seen[idx] = true
+		id := ni.String("NetworkInterfaceId")
+		if id != "" {
+			if err := eni.CheckID(id); err != nil {
+				return err
+			}
+			if ids[id] {
+				return apierr.New(apierr.InvalidParameterValue, "Network interface %s is given twice.", id)
+			}
+			ids[id] = true
+			if ni.Has("SubnetId") || ni.Has("PrivateIpAddress") || len(ni.Strings("SecurityGroupId")) > 0 {
+				return apierr.New(apierr.InvalidParameterCombination, "A network interface ID cannot be given with SubnetId, PrivateIpAddress or groups (%s).", ni.Name("NetworkInterfaceId"))
+			}
+		}
+		create := eni.CreateSpec{SubnetID: ni.String("SubnetId"), PrivateIP: ni.String("PrivateIpAddress"), Description: ni.String("Description")}
+		if create.Secondary, create.PrivateIP, err = privateAddresses(ni, create.PrivateIP); err != nil {
+			return err
+		}
+		if n, ok, err := ni.Int("SecondaryPrivateIpAddressCount"); err != nil {
+			return err
+		} else if ok && n < 0 {
+			return apierr.InvalidValue(ni.Name("SecondaryPrivateIpAddressCount"), strconv.Itoa(n), "It must not be negative.")
+		} else {
+			create.SecondaryCount = n
+		}
+		if err := checkIPs(ni.Name("PrivateIpAddress"), append([]string{create.PrivateIP}, create.Secondary...)...); err != nil {
+			return err
+		}
+		// DeleteOnTermination is true by default for an interface the
+		// launch makes, false for an existing one (EC2: true only if new).
+		keep := id != ""
+		if d, err := ni.OptBool("DeleteOnTermination"); err != nil {
+			return err
+		} else if d != nil {
+			keep = !*d
+		}
+		public, err := ni.OptBool("AssociatePublicIpAddress")
+		if err != nil {
+			return err
+		}
+		if idx > 0 {
+			if public != nil && *public {
+				return apierr.New(apierr.InvalidParameterCombination, "The associatePublicIPAddress parameter can only be specified for the network interface with DeviceIndex 0.")
+			}
+			create.Groups = ni.Strings("SecurityGroupId")
+			spec.Extra = append(spec.Extra, instance.ExtraInterface{DeviceIndex: idx, NetworkInterfaceID: id, Create: create, KeepOnTermination: keep})
+			continue
+		}
+		if create.SubnetID != "" {
+			spec.SubnetID = create.SubnetID
+		}
+		if create.PrivateIP != "" {
+			spec.PrivateIP = create.PrivateIP
+		}
+		spec.AssociatePublicIP = public
+		spec.Primary = instance.PrimarySpec{NetworkInterfaceID: id, Secondary: create.Secondary, SecondaryCount: create.SecondaryCount,
+			Description: create.Description, KeepOnTermination: keep}
+	}
+	if len(seen) > 0 && !seen[0] {
+		return apierr.New(apierr.InvalidParameterValue, "The network interfaces given must include one at DeviceIndex 0, the primary.")
+	}
+	return nil
+}
+
+// withInterfaces adds each instance's network interfaces to its item.
+func (a *API) withInterfaces(ctx context.Context, r *ec2query.Request, items []*instanceItem) error {
+	if a.ENIs == nil || len(items) == 0 {
+		return nil
+	}
+	all, err := a.ENIs.List(ctx, a.scope(r))
+	if err != nil {
+		return err
+	}
+	v, err := a.eniView(ctx, r)
+	if err != nil {
+		return err
+	}
+	for i := range items {
+		for _, n := range eni.OfInstance(all, items[i].InstanceID) {
+			items[i].NetworkInterfaceSet.Items = append(items[i].NetworkInterfaceSet.Items, v.item(n))
+		}
+	}
+	return nil
 }

@@ -77,7 +77,6 @@ func parseMetadataOptions(p ec2query.Params) (o instance.MetadataOptions, given 
 	return o, given, nil
 }
 
-
 func (a *API) modifyInstanceMetadataOptions(ctx context.Context, r *ec2query.Request) (any, error) {
 	id, err := r.Params.Required("InstanceId")
 	if err != nil {

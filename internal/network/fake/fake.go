@@ -32,6 +32,7 @@ const (
 	OpDeleteSubnet  Op = "DeleteSubnet"
 	OpAttach        Op = "Attach"
 	OpDetach        Op = "Detach"
+	OpDetachIfc     Op = "DetachInterface"
 	OpSetPublicIP   Op = "SetPublicIP"
 	OpClearPublicIP Op = "ClearPublicIP"
 	OpSetDNS        Op = "SetDNS"
@@ -295,13 +296,8 @@ func (d *Driver) Attach(ctx context.Context, ifc network.Interface) (string, err
 	if exists && mine.SubnetID != ifc.SubnetID {
 		return "", fmt.Errorf("%w: %s eth%d is attached to subnet %s", network.ErrConflict, ifc.InstanceID, ifc.Device, mine.SubnetID)
 	}
-	for _, other := range d.instances {
-		for _, o := range other {
-			same := o.InstanceID == ifc.InstanceID && o.Device == ifc.Device
-			if o.VPCID == ifc.VPCID && o.PrivateIP == ifc.PrivateIP && !same {
-				return "", fmt.Errorf("%w: private IP %s is in use in VPC %s", network.ErrConflict, ifc.PrivateIP, ifc.VPCID)
-			}
-		}
+	if err := d.checkAddrs(ifc); err != nil {
+		return "", err
 	}
 	for dev, o := range inst {
 		if o.VPCID != ifc.VPCID {
@@ -320,9 +316,76 @@ func (d *Driver) Attach(ctx context.Context, ifc network.Interface) (string, err
 		inst = make(map[int]network.Interface)
 		d.instances[ifc.InstanceID] = inst
 	}
+	d.takeSecondaries(ifc)
 	ifc.MAC = append(net.HardwareAddr(nil), ifc.MAC...)
+	ifc.SecondaryIPs = sortedAddrs(ifc.SecondaryIPs)
 	inst[ifc.Device] = ifc
 	return d.Path(ifc.InstanceID), nil
+}
+
+// others calls f with every interface of ifc's VPC but ifc itself.
+func (d *Driver) others(ifc network.Interface, f func(network.Interface)) {
+	for _, inst := range d.instances {
+		for _, o := range inst {
+			if o.VPCID == ifc.VPCID && (o.InstanceID != ifc.InstanceID || o.Device != ifc.Device) {
+				f(o)
+			}
+		}
+	}
+}
+
+// checkAddrs refuses a primary IP another interface of the VPC has
+// (primary or secondary) and a secondary IP that is another's primary.
+func (d *Driver) checkAddrs(ifc network.Interface) error {
+	var err error
+	d.others(ifc, func(o network.Interface) {
+		switch {
+		case err != nil:
+		case o.PrivateIP == ifc.PrivateIP || slices.Contains(o.SecondaryIPs, ifc.PrivateIP):
+			err = fmt.Errorf("%w: private IP %s is in use in VPC %s", network.ErrConflict, ifc.PrivateIP, ifc.VPCID)
+		case slices.Contains(ifc.SecondaryIPs, o.PrivateIP):
+			err = fmt.Errorf("%w: secondary IP %s is the primary IP of another interface in VPC %s", network.ErrConflict, o.PrivateIP, ifc.VPCID)
+		}
+	})
+	return err
+}
+
+// takeSecondaries moves ifc's secondary IPs away from the other interfaces
+// of the VPC that have them.
+func (d *Driver) takeSecondaries(ifc network.Interface) {
+	d.others(ifc, func(o network.Interface) {
+		kept := slices.DeleteFunc(slices.Clone(o.SecondaryIPs), func(a netip.Addr) bool { return slices.Contains(ifc.SecondaryIPs, a) })
+		if len(kept) != len(o.SecondaryIPs) {
+			o.SecondaryIPs = sortedAddrs(kept)
+			d.instances[o.InstanceID][o.Device] = o
+		}
+	})
+}
+
+// sortedAddrs is a sorted copy of addrs, nil if empty (as Observe reports).
+func sortedAddrs(addrs []netip.Addr) []netip.Addr {
+	if len(addrs) == 0 {
+		return nil
+	}
+	out := slices.Clone(addrs)
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// DetachInterface implements network.Driver.
+func (d *Driver) DetachInterface(ctx context.Context, instanceID string, device int) error {
+	if !network.ValidID(instanceID, "i-") {
+		return fmt.Errorf("%w: instance ID %q", network.ErrInvalid, instanceID)
+	}
+	if device < 0 || device > network.MaxDevice {
+		return fmt.Errorf("%w: device index %d: must be 0 to %d", network.ErrInvalid, device, network.MaxDevice)
+	}
+	defer d.mu.Unlock()
+	if err := d.begin(ctx, OpDetachIfc); err != nil {
+		return err
+	}
+	delete(d.instances[instanceID], device)
+	return nil
 }
 
 // Detach implements network.Driver.
@@ -462,6 +525,7 @@ func (d *Driver) Observe(ctx context.Context) (network.State, error) {
 		is := network.InstanceState{InstanceID: id, NetNS: d.Path(id)}
 		for _, ifc := range inst {
 			ifc.MAC = append(net.HardwareAddr(nil), ifc.MAC...)
+			ifc.SecondaryIPs = slices.Clone(ifc.SecondaryIPs)
 			is.Interfaces = append(is.Interfaces, ifc)
 		}
 		slices.SortFunc(is.Interfaces, func(a, b network.Interface) int { return a.Device - b.Device })

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
+	"slices"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -23,10 +26,12 @@ var instanceSysctls = []netns.Sysctl{
 }
 
 // Attach makes eth<Device> in the instance's namespace: a veth whose other
-// end (the port) is in the VPC router, which routes the private IP (/32) to
-// the port, has a permanent neighbour entry for the MAC, answers ARP for
-// the subnet's other addresses (proxy ARP) and drops any other source
-// address on the port (strict reverse-path filter).
+// end (the port) is in the VPC router, which routes each of the
+// interface's addresses (/32) to the port, has a permanent neighbour entry
+// for each with the MAC, answers ARP for the subnet's other addresses
+// (proxy ARP) and drops any other source address on the port (strict
+// reverse-path filter). On an attached interface it sets the secondary
+// addresses, taking over those routed to another port of the VPC.
 func (d *Driver) Attach(ctx context.Context, ifc network.Interface) (string, error) {
 	if err := ifc.Validate(); err != nil {
 		return "", err
@@ -52,7 +57,7 @@ func (d *Driver) Attach(ctx context.Context, ifc network.Interface) (string, err
 		return "", err
 	}
 
-	// Measure: this instance's ports in the router, and who routes the IP.
+	// Measure: this instance's ports in the router, and who routes the IPs.
 	ports, err := routerPorts(rh)
 	if err != nil {
 		return "", err
@@ -70,15 +75,8 @@ func (d *Driver) Attach(ctx context.Context, ifc network.Interface) (string, err
 	if mine != nil && mine.subnetID != ifc.SubnetID {
 		return "", fmt.Errorf("%w: %s eth%d is attached to subnet %s", network.ErrConflict, ifc.InstanceID, ifc.Device, mine.subnetID)
 	}
-	hostRoute := netip.PrefixFrom(ifc.PrivateIP, 32)
-	routes, err := routesTo(rh, hostRoute)
-	if err != nil {
+	if err := checkRoutedElsewhere(rh, mine, ifc); err != nil {
 		return "", err
-	}
-	for _, r := range routes {
-		if mine == nil || r.LinkIndex != mine.link.Attrs().Index {
-			return "", fmt.Errorf("%w: private IP %s is in use in VPC %s", network.ErrConflict, ifc.PrivateIP, ifc.VPCID)
-		}
 	}
 
 	ipath := d.instanceNS(ifc.InstanceID)
@@ -122,22 +120,79 @@ func (d *Driver) Attach(ctx context.Context, ifc network.Interface) (string, err
 	if portLink == nil {
 		return "", fmt.Errorf("port of %s eth%d vanished", ifc.InstanceID, ifc.Device)
 	}
-	if err := d.configureInstanceSide(ih, eth, ifc); err != nil {
+	if err := d.configureInstanceSide(ipath, ih, eth, ifc); err != nil {
 		return "", err
 	}
-	if err := d.configureRouterSide(rpath, rh, portLink, ifc); err != nil {
+	if err := d.configureRouterSide(rpath, rh, portLink, ifc, func() { awaitOperUp(ih, eth.Attrs().Name, rh, portLink.Attrs().Name) }); err != nil {
 		return "", err
 	}
 	return ipath, nil
 }
 
+// awaitOperUp waits (up to a second) for both ends of a new veth to be
+// operational: the end brought up first gets its carrier through the
+// kernel's link watch, and until that runs it drops what it sends, such
+// as the first ARP request of an interface moved to a running instance
+// (whose SYN-ACK then waits a second for the ARP retry). Called before
+// the router routes anything to the port.
+func awaitOperUp(ih *netlink.Handle, eth string, rh *netlink.Handle, port string) {
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		a, errA := ih.LinkByName(eth)
+		b, errB := rh.LinkByName(port)
+		if errA != nil || errB != nil || a.Attrs().OperState == netlink.OperUp && b.Attrs().OperState == netlink.OperUp {
+			return
+		}
+	}
+}
+
+// secondaryProto marks the router's routes to secondary addresses (a route
+// protocol of nubo's own; a primary's route has the kernel's default):
+// a secondary address may be taken over from another port, a primary may
+// not, and Observe tells them apart.
+const secondaryProto netlink.RouteProtocol = 0x6e
+
+// ifcAddrs is an interface's addresses, the primary first.
+func ifcAddrs(ifc network.Interface) []netip.Addr {
+	return append([]netip.Addr{ifc.PrivateIP}, ifc.SecondaryIPs...)
+}
+
+// checkRoutedElsewhere refuses an interface whose primary address the
+// router routes to another port (or anywhere else), or whose secondary
+// address is another port's primary. A secondary routed to another port as
+// a secondary is fine: it moves (configureRouterSide).
+func checkRoutedElsewhere(rh *netlink.Handle, mine *port, ifc network.Interface) error {
+	routes, err := mainRoutes(rh)
+	if err != nil {
+		return err
+	}
+	self := -1
+	if mine != nil {
+		self = mine.link.Attrs().Index
+	}
+	for i, a := range ifcAddrs(ifc) {
+		for _, r := range routes {
+			if routeDst(r) != netip.PrefixFrom(a, 32) || r.LinkIndex == self {
+				continue
+			}
+			if i == 0 {
+				return fmt.Errorf("%w: private IP %s is in use in VPC %s", network.ErrConflict, a, ifc.VPCID)
+			}
+			if r.Protocol != secondaryProto {
+				return fmt.Errorf("%w: secondary IP %s is the primary IP of another interface in VPC %s", network.ErrConflict, a, ifc.VPCID)
+			}
+		}
+	}
+	return nil
+}
+
 // sameInterface checks that an existing eth<Device> is this interface (a
-// different MAC or address is another interface: a conflict).
+// different MAC or primary address is another interface: a conflict).
+// Secondary addresses are whatever configureInstanceSide makes them.
 func sameInterface(ih *netlink.Handle, eth netlink.Link, ifc network.Interface) error {
 	if !bytes.Equal(eth.Attrs().HardwareAddr, ifc.MAC) {
 		return fmt.Errorf("%w: %s eth%d has MAC %s", network.ErrConflict, ifc.InstanceID, ifc.Device, eth.Attrs().HardwareAddr)
 	}
-	have, err := addrs(ih, eth)
+	have, err := primaryAddrs(ih, eth)
 	if err != nil {
 		return err
 	}
@@ -183,7 +238,7 @@ func (d *Driver) createPort(rh, ih *netlink.Handle, ipath string, ifc network.In
 	return eth, err
 }
 
-func (d *Driver) configureInstanceSide(ih *netlink.Handle, eth netlink.Link, ifc network.Interface) error {
+func (d *Driver) configureInstanceSide(ipath string, ih *netlink.Handle, eth netlink.Link, ifc network.Interface) error {
 	lo, err := linkByName(ih, "lo")
 	if err != nil {
 		return err
@@ -196,7 +251,19 @@ func (d *Driver) configureInstanceSide(ih *netlink.Handle, eth netlink.Link, ifc
 			return fmt.Errorf("MAC of eth%d: %w", ifc.Device, err)
 		}
 	}
-	if err := ensureAddr(ih, eth, netip.PrefixFrom(ifc.PrivateIP, ifc.PrefixLen)); err != nil {
+	var want []netip.Prefix
+	for _, a := range ifcAddrs(ifc) {
+		want = append(want, netip.PrefixFrom(a, ifc.PrefixLen))
+	}
+	if err := ensureAddrs(ih, eth, want); err != nil {
+		return err
+	}
+	// ARP is retried every 100 ms, not every second: the router answers
+	// ARP only for addresses some interface has, so a neighbour asked for
+	// while its address was between interfaces (an ENI being moved) is
+	// found again within 100 ms of the move. (Per device: a namespace
+	// other than the host's has no neigh/default.)
+	if err := netns.SetSysctls(ipath, netns.Sysctl{Key: "net/ipv4/neigh/" + eth.Attrs().Name + "/retrans_time_ms", Value: "100"}); err != nil {
 		return err
 	}
 	if err := d.ensureLink(ih, eth); err != nil {
@@ -204,8 +271,9 @@ func (d *Driver) configureInstanceSide(ih *netlink.Handle, eth netlink.Link, ifc
 	}
 	// Source routing, as EC2's own images set up for their ENIs (the
 	// instance cannot: it does not own its namespace): what leaves from
-	// this interface's address leaves through it, so replies do not take
-	// another interface and fall to the router's reverse-path filter.
+	// one of this interface's addresses leaves through it, so replies do
+	// not take another interface and fall to the router's reverse-path
+	// filter.
 	table := interfaceTable + ifc.Device
 	subnet := netip.PrefixFrom(ifc.PrivateIP, ifc.PrefixLen).Masked()
 	routes := []netlink.Route{
@@ -220,14 +288,16 @@ func (d *Driver) configureInstanceSide(ih *netlink.Handle, eth netlink.Link, ifc
 			return err
 		}
 	}
-	return ensureRule(ih, table, table, ifc.PrivateIP)
+	return ensureRules(ih, table, table, ifcAddrs(ifc))
 }
 
 // interfaceTable + device is the routing table (and rule priority) of an
 // instance's interface.
 const interfaceTable = 1000
 
-func (d *Driver) configureRouterSide(rpath string, rh *netlink.Handle, p netlink.Link, ifc network.Interface) error {
+// configureRouterSide sets the port up, calls ready (which waits for the
+// link to work), then routes the interface's addresses to it.
+func (d *Driver) configureRouterSide(rpath string, rh *netlink.Handle, p netlink.Link, ifc network.Interface, ready func()) error {
 	name := p.Attrs().Name
 	err := netns.SetSysctls(rpath,
 		netns.Sysctl{Key: "net/ipv4/conf/" + name + "/proxy_arp", Value: "1"},
@@ -242,18 +312,85 @@ func (d *Driver) configureRouterSide(rpath string, rh *netlink.Handle, p netlink
 	if err := d.ensureLink(rh, p); err != nil {
 		return err
 	}
-	err = ensureRoute(rh, netlink.Route{
-		Dst: ipNet(netip.PrefixFrom(ifc.PrivateIP, 32)), LinkIndex: p.Attrs().Index, Scope: netlink.SCOPE_LINK, Table: unix.RT_TABLE_MAIN,
-	})
+	ready()
+	routes, err := mainRoutes(rh)
 	if err != nil {
 		return err
 	}
-	err = rh.NeighSet(&netlink.Neigh{
-		LinkIndex: p.Attrs().Index, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT,
-		IP: ifc.PrivateIP.AsSlice(), HardwareAddr: ifc.MAC,
+	neighs, err := neighbours(rh)
+	if err != nil {
+		return err
+	}
+	idx := p.Attrs().Index
+	for i, a := range ifcAddrs(ifc) {
+		// The neighbour before the route: the first packet routed to the
+		// port finds it.
+		if err := ensureNeigh(rh, neighs, idx, a, ifc.MAC); err != nil {
+			return err
+		}
+		r := netlink.Route{Dst: ipNet(netip.PrefixFrom(a, 32)), LinkIndex: idx, Scope: netlink.SCOPE_LINK, Table: unix.RT_TABLE_MAIN}
+		if i > 0 {
+			r.Protocol = secondaryProto
+		}
+		// A secondary routed to another port moves here in one replace.
+		if err := replaceRoute(rh, r, routesOf(routes, netip.PrefixFrom(a, 32))); err != nil {
+			return err
+		}
+		for _, n := range neighs {
+			if n.LinkIndex != idx && toAddr(n.IP) == a {
+				if err := deleteNeigh(rh, n); err != nil { // the old port's
+					return err
+				}
+			}
+		}
+	}
+	return removeStale(rh, routes, neighs, idx, ifcAddrs(ifc))
+}
+
+// routesOf picks the routes to dst out of a table's routes.
+func routesOf(routes []netlink.Route, dst netip.Prefix) []netlink.Route {
+	var out []netlink.Route
+	for _, r := range routes {
+		if routeDst(r) == dst {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// ensureNeigh makes a permanent entry for ip with mac on the link.
+func ensureNeigh(rh *netlink.Handle, neighs []netlink.Neigh, link int, ip netip.Addr, mac net.HardwareAddr) error {
+	for _, n := range neighs {
+		if n.LinkIndex == link && toAddr(n.IP) == ip && n.State == netlink.NUD_PERMANENT && bytes.Equal(n.HardwareAddr, mac) {
+			return nil
+		}
+	}
+	err := rh.NeighSet(&netlink.Neigh{
+		LinkIndex: link, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT, IP: ip.AsSlice(), HardwareAddr: mac,
 	})
 	if err != nil {
-		return fmt.Errorf("neighbour %s: %w", ifc.PrivateIP, err)
+		return fmt.Errorf("neighbour %s: %w", ip, err)
+	}
+	return nil
+}
+
+// removeStale removes the port's routes and neighbours of addresses the
+// interface no longer has (as measured before the port was configured).
+func removeStale(rh *netlink.Handle, routes []netlink.Route, neighs []netlink.Neigh, link int, keep []netip.Addr) error {
+	for _, r := range routes {
+		dst := routeDst(r)
+		if r.LinkIndex == link && dst.Bits() == 32 && !slices.Contains(keep, dst.Addr()) {
+			if err := deleteRoute(rh, r); err != nil {
+				return err
+			}
+		}
+	}
+	for _, n := range neighs {
+		if n.LinkIndex == link && !slices.Contains(keep, toAddr(n.IP)) {
+			if err := deleteNeigh(rh, n); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -283,7 +420,7 @@ func (d *Driver) Detach(ctx context.Context, instanceID string) error {
 		if err != nil {
 			return err
 		}
-	} else if err := d.deletePortsOf(instanceID); err != nil {
+	} else if err := d.deletePorts(instanceID, -1); err != nil {
 		// The namespace's file is gone but a process may still hold the
 		// namespace, and with it the veths.
 		return err
@@ -306,8 +443,93 @@ func deleteEths(ih *netlink.Handle) error {
 	return nil
 }
 
-// deletePortsOf removes an instance's ports from every router.
-func (d *Driver) deletePortsOf(instanceID string) error {
+// DetachInterface deletes eth<device> of an instance (its port goes with
+// the veth, and the port's routes and neighbours with it) and the
+// interface's source-routing rules and table; the instance's other
+// interfaces stay as they are.
+func (d *Driver) DetachInterface(ctx context.Context, instanceID string, device int) error {
+	if !network.ValidID(instanceID, "i-") {
+		return fmt.Errorf("%w: instance ID %q", network.ErrInvalid, instanceID)
+	}
+	if device < 0 || device > network.MaxDevice {
+		return fmt.Errorf("%w: device index %d: must be 0 to %d", network.ErrInvalid, device, network.MaxDevice)
+	}
+	defer d.begin("i/" + instanceID)()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ipath := d.instanceNS(instanceID)
+	ok, err := netns.IsNS(ipath)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		// As in Detach: a process may still hold the namespace.
+		return d.deletePorts(instanceID, device)
+	}
+	// The router's routes to the port first: from then on a packet to
+	// the interface's addresses is refused at once (host unreachable)
+	// instead of vanishing into a link being deleted, which would leave a
+	// client's connection attempt waiting a second for its retry.
+	if err := d.forPorts(instanceID, device, unroutePort); err != nil {
+		return err
+	}
+	ih, err := netns.NewHandle(ipath)
+	if err != nil {
+		return err
+	}
+	defer ih.Close()
+	// Then the link: its addresses stop answering. The rules and the
+	// table after it, also when a crash left the link gone.
+	if err := deleteLink(ih, ethName(device)); err != nil {
+		return err
+	}
+	table := interfaceTable + device
+	if err := ensureRules(ih, table, table, nil); err != nil {
+		return err
+	}
+	return flushTable(ih, table)
+}
+
+// flushTable removes every IPv4 route of a routing table.
+func flushTable(h *netlink.Handle, table int) error {
+	routes, err := tableRoutes(h, table)
+	if err != nil {
+		return fmt.Errorf("routes of table %d: %w", table, err)
+	}
+	for _, r := range routes {
+		if err := deleteRoute(h, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deletePorts removes an instance's ports (device < 0) or one of them from
+// every router.
+func (d *Driver) deletePorts(instanceID string, device int) error {
+	return d.forPorts(instanceID, device, func(rh *netlink.Handle, p port) error { return deleteLink(rh, p.link.Attrs().Name) })
+}
+
+// unroutePort removes the router's routes to a port.
+func unroutePort(rh *netlink.Handle, p port) error {
+	routes, err := mainRoutes(rh)
+	if err != nil {
+		return err
+	}
+	for _, r := range routes {
+		if r.LinkIndex == p.link.Attrs().Index {
+			if err := deleteRoute(rh, r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// forPorts calls fn for an instance's ports (device < 0) or one of them, in
+// every router.
+func (d *Driver) forPorts(instanceID string, device int, fn func(rh *netlink.Handle, p port) error) error {
 	names, err := netns.List(d.cfg.NetNSDir, d.cfg.Prefix+"-")
 	if err != nil {
 		return err
@@ -322,8 +544,8 @@ func (d *Driver) deletePortsOf(instanceID string) error {
 		}
 		ports, err := routerPorts(rh)
 		for _, p := range ports {
-			if err == nil && p.instanceID == instanceID {
-				err = deleteLink(rh, p.link.Attrs().Name)
+			if err == nil && p.instanceID == instanceID && (device < 0 || p.device == device) {
+				err = fn(rh, p)
 			}
 		}
 		rh.Close()

@@ -24,6 +24,6 @@ func TestConformance(t *testing.T) {
 				t.Errorf("cleanup: Teardown: %v", err)
 			}
 		})
-		return networktest.Harness{Driver: d, PublicRange: d.Config().PublicRange}
+		return networktest.Harness{Driver: d, PublicRange: d.Config().PublicRange, Traffic: true}
 	})
 }

@@ -46,6 +46,7 @@ const (
 	mapOutPorts   = "out_ports"
 	chainChecked  = "fw_checked"
 	chainCheck    = "fw_check_done"
+	chainRefuse   = "refuse"
 	transitIfname = `"` + routerTransit + `"`
 )
 
@@ -73,6 +74,18 @@ func routerRuleset(tx *knftables.Transaction, vpcID string) {
 		knftables.Concat("iifname", transitIfname, "ip daddr set ip daddr map", "@"+mapToPrivate))
 	chain(chainSNAT, knftables.FilterType, knftables.PostroutingHook, knftables.SNATPriority, knftables.AcceptPolicy,
 		knftables.Concat("oifname", transitIfname, "ip saddr set ip saddr map", "@"+mapToPublic))
+	// A connection to a VPC address no interface has (one between
+	// instances: an ENI moving, an address being reassigned) is refused
+	// with a reset. The unreachable route's ICMP error reaches a client
+	// while its connect() still holds the socket (it comes back at once
+	// over the veths), so the kernel keeps it as a soft error and the
+	// client waits a second for its SYN's retry; a reset is queued and
+	// ends the attempt at once, and the next one finds the new holder.
+	chain(chainRefuse, knftables.FilterType, knftables.PreroutingHook, knftables.FilterPriority, knftables.AcceptPolicy,
+		// (fib's type is the address's, not the route's: a route with no
+		// output interface is the unreachable one; the router's own
+		// addresses, also without one, are not refused.)
+		"tcp flags & (syn | ack) == syn fib daddr type != local fib daddr oif missing reject with tcp reset")
 	// A port's chain returns when its egress allows; a port without one
 	// (no firewall set for it yet) passes nothing.
 	tx.Add(&knftables.Chain{Name: chainEgress})

@@ -18,6 +18,7 @@ add chain ip nubo ingress
 add chain ip nubo input { type filter hook input priority 0 ; policy accept ; }
 add chain ip nubo postrouting { type filter hook postrouting priority 100 ; policy accept ; }
 add chain ip nubo prerouting { type filter hook prerouting priority -300 ; policy accept ; }
+add chain ip nubo refuse { type filter hook prerouting priority 0 ; policy accept ; }
 add set ip nubo natted { type ipv4_addr ; }
 add set ip nubo public_subnets { type ipv4_addr ; flags interval ; }
 add set ip nubo subnets { type ipv4_addr ; flags interval ; }
@@ -43,6 +44,7 @@ add rule ip nubo ingress drop
 add rule ip nubo input iifname "gw0" drop
 add rule ip nubo postrouting oifname "gw0" ip saddr set ip saddr map @to_public
 add rule ip nubo prerouting iifname "gw0" ip daddr set ip daddr map @to_private
+add rule ip nubo refuse tcp flags & (syn | ack) == syn fib daddr type != local fib daddr oif missing reject with tcp reset
 `
 
 // The router's ruleset, and that applying it again replaces the rules but
@@ -80,7 +82,7 @@ func TestRouterRuleset(t *testing.T) {
 			t.Errorf("after applying the ruleset again, missing %q in\n%s", want, got)
 		}
 	}
-	if n := strings.Count(got, "add rule"); n != 18 {
-		t.Errorf("%d rules after applying twice, want 18", n)
+	if n := strings.Count(got, "add rule"); n != 19 {
+		t.Errorf("%d rules after applying twice, want 19", n)
 	}
 }

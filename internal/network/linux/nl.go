@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -61,15 +62,66 @@ func toPrefix(n *net.IPNet) netip.Prefix {
 
 // addrs returns the IPv4 addresses of a link.
 func addrs(h *netlink.Handle, l netlink.Link) ([]netip.Prefix, error) {
-	list, err := retry(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_V4) })
-	if err != nil {
-		return nil, fmt.Errorf("addresses of %s: %w", l.Attrs().Name, err)
-	}
+	list, err := addrList(h, l)
 	var out []netip.Prefix
 	for _, a := range list {
 		out = append(out, toPrefix(a.IPNet))
 	}
-	return out, nil
+	return out, err
+}
+
+func addrList(h *netlink.Handle, l netlink.Link) ([]netlink.Addr, error) {
+	list, err := retry(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_V4) })
+	if err != nil {
+		return nil, fmt.Errorf("addresses of %s: %w", l.Attrs().Name, err)
+	}
+	return list, nil
+}
+
+// primaryAddrs returns a link's primary addresses: the first of each
+// prefix; the kernel flags the others of the prefix secondary, and removing
+// a primary address removes its secondaries.
+func primaryAddrs(h *netlink.Handle, l netlink.Link) ([]netip.Prefix, error) {
+	list, err := addrList(h, l)
+	var out []netip.Prefix
+	for _, a := range list {
+		if a.Flags&unix.IFA_F_SECONDARY == 0 {
+			out = append(out, toPrefix(a.IPNet))
+		}
+	}
+	return out, err
+}
+
+// ensureAddrs makes want (in order: the first is the primary) the link's
+// addresses.
+func ensureAddrs(h *netlink.Handle, l netlink.Link, want []netip.Prefix) error {
+	have, err := addrs(h, l)
+	if err != nil {
+		return err
+	}
+	removed := false
+	for _, a := range have {
+		if !slices.Contains(want, a) {
+			if err := removeAddr(h, l, a); err != nil {
+				return err
+			}
+			removed = true
+		}
+	}
+	if removed { // a primary takes its secondaries with it
+		if have, err = addrs(h, l); err != nil {
+			return err
+		}
+	}
+	for _, p := range want {
+		if slices.Contains(have, p) {
+			continue
+		}
+		if err := h.AddrAdd(l, &netlink.Addr{IPNet: ipNet(p)}); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("add %s to %s: %w", p, l.Attrs().Name, err)
+		}
+	}
+	return nil
 }
 
 // ensureAddr adds p to the link unless it has it.
@@ -182,28 +234,63 @@ func routeDst(r netlink.Route) netip.Prefix {
 	return toPrefix(r.Dst)
 }
 
-// sameRoute compares what ensureRoute sets.
+// sameRoute compares what ensureRoute sets (have a, want b); a protocol
+// is compared only if b names one.
 func sameRoute(a, b netlink.Route) bool {
 	return a.LinkIndex == b.LinkIndex && a.Gw.Equal(b.Gw) && a.Src.Equal(b.Src) && a.Type == b.Type &&
-		a.Scope == b.Scope && a.Flags&int(netlink.FLAG_ONLINK) == b.Flags&int(netlink.FLAG_ONLINK)
+		a.Scope == b.Scope && a.Flags&int(netlink.FLAG_ONLINK) == b.Flags&int(netlink.FLAG_ONLINK) &&
+		(b.Protocol == 0 || a.Protocol == b.Protocol)
 }
 
 // ensureRoute makes r the one route to its destination in its table
 // (main if r.Table is 0).
 func ensureRoute(h *netlink.Handle, r netlink.Route) error {
-	dst := routeDst(r)
 	if r.Table == 0 {
 		r.Table = unix.RT_TABLE_MAIN
 	}
-	have, err := tableRoutesTo(h, r.Table, dst)
+	have, err := tableRoutesTo(h, r.Table, routeDst(r))
 	if err != nil {
 		return err
+	}
+	return replaceRoute(h, r, have)
+}
+
+// replaceRoute is ensureRoute given the routes to r's destination in its
+// table (have), as measured.
+func replaceRoute(h *netlink.Handle, r netlink.Route, have []netlink.Route) error {
+	if r.Table == 0 {
+		r.Table = unix.RT_TABLE_MAIN
 	}
 	if len(have) == 1 && sameRoute(have[0], r) {
 		return nil
 	}
 	if err := h.RouteReplace(&r); err != nil {
-		return fmt.Errorf("route %s: %w", dst, err)
+		return fmt.Errorf("route %s: %w", routeDst(r), err)
+	}
+	return nil
+}
+
+// deleteRoute removes one route; an absent one is not an error.
+func deleteRoute(h *netlink.Handle, r netlink.Route) error {
+	if err := h.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("delete route %s: %w", routeDst(r), err)
+	}
+	return nil
+}
+
+// neighbours lists the IPv4 neighbour entries of every link.
+func neighbours(h *netlink.Handle) ([]netlink.Neigh, error) {
+	ns, err := retry(func() ([]netlink.Neigh, error) { return h.NeighList(0, netlink.FAMILY_V4) })
+	if err != nil {
+		return nil, fmt.Errorf("neighbours: %w", err)
+	}
+	return ns, nil
+}
+
+// deleteNeigh removes a neighbour entry; an absent one is not an error.
+func deleteNeigh(h *netlink.Handle, n netlink.Neigh) error {
+	if err := h.NeighDel(&n); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("delete neighbour %s: %w", n.IP, err)
 	}
 	return nil
 }
@@ -257,28 +344,36 @@ func addVeth(h *netlink.Handle, v *netlink.Veth) (netlink.Link, error) {
 	return l, nil
 }
 
-// ensureRule makes "from src lookup table" the one rule of that priority.
-func ensureRule(h *netlink.Handle, prio, table int, src netip.Addr) error {
+// ensureRules makes "from src lookup table", one for each of srcs, the
+// rules of that priority (none if srcs is empty).
+func ensureRules(h *netlink.Handle, prio, table int, srcs []netip.Addr) error {
 	rules, err := retry(func() ([]netlink.Rule, error) { return h.RuleList(netlink.FAMILY_V4) })
 	if err != nil {
 		return fmt.Errorf("rules: %w", err)
 	}
-	want := netip.PrefixFrom(src, 32)
+	have := make(map[netip.Addr]bool)
 	for _, r := range rules {
 		if r.Priority != prio {
 			continue
 		}
-		if r.Table == table && toPrefix(r.Src) == want {
-			return nil
+		src := toPrefix(r.Src)
+		if r.Table == table && src.Bits() == 32 && slices.Contains(srcs, src.Addr()) && !have[src.Addr()] {
+			have[src.Addr()] = true
+			continue
 		}
-		if err := h.RuleDel(&r); err != nil {
-			return fmt.Errorf("delete rule %d: %w", prio, err)
+		if err := h.RuleDel(&r); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("delete rule %d from %s: %w", prio, src, err)
 		}
 	}
-	r := netlink.NewRule()
-	r.Family, r.Priority, r.Table, r.Src = netlink.FAMILY_V4, prio, table, ipNet(want)
-	if err := h.RuleAdd(r); err != nil {
-		return fmt.Errorf("rule from %s lookup %d: %w", src, table, err)
+	for _, src := range srcs {
+		if have[src] {
+			continue
+		}
+		r := netlink.NewRule()
+		r.Family, r.Priority, r.Table, r.Src = netlink.FAMILY_V4, prio, table, ipNet(netip.PrefixFrom(src, 32))
+		if err := h.RuleAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("rule from %s lookup %d: %w", src, table, err)
+		}
 	}
 	return nil
 }

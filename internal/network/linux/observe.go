@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/vishvananda/netlink"
+
 	"nubo/internal/network"
 	"nubo/internal/network/netns"
 )
@@ -65,7 +67,7 @@ func (d *Driver) Observe(ctx context.Context) (network.State, error) {
 			}
 			ifc.MAC = l.Attrs().HardwareAddr
 			var have []netip.Prefix
-			if have, err = addrs(ih, l); err == nil && len(have) > 0 {
+			if have, err = primaryAddrs(ih, l); err == nil && len(have) > 0 {
 				ifc.PrivateIP, ifc.PrefixLen = have[0].Addr(), have[0].Bits()
 			}
 			is.Interfaces = append(is.Interfaces, ifc)
@@ -113,8 +115,8 @@ func (d *Driver) publicIPs(ctx context.Context, vpcID string) ([]network.PublicI
 }
 
 // observeVPC reads one router; the interfaces it returns know their
-// instance, device, VPC, subnet and gateway (the instance side adds MAC and
-// address).
+// instance, device, VPC, subnet, gateway and secondary addresses (the
+// instance side adds MAC and primary address).
 func (d *Driver) observeVPC(ctx context.Context, vpcID string) (network.VPCState, []network.Interface, error) {
 	vs := network.VPCState{VPC: network.VPC{ID: vpcID}}
 	path := d.routerNS(vpcID)
@@ -140,13 +142,32 @@ func (d *Driver) observeVPC(ctx context.Context, vpcID string) (network.VPCState
 	if err != nil {
 		return vs, nil, err
 	}
+	routes, err := mainRoutes(rh)
+	if err != nil {
+		return vs, nil, err
+	}
 	var out []network.Interface
 	for _, p := range ports {
 		ifc := network.Interface{InstanceID: p.instanceID, VPCID: vpcID, SubnetID: p.subnetID, Device: p.device}
 		if s, ok := findSubnet(vs.Subnets, p.subnetID); ok {
 			ifc.Gateway = network.SubnetGateway(s.CIDR)
 		}
+		ifc.SecondaryIPs = secondariesOf(routes, p.link.Attrs().Index)
 		out = append(out, ifc)
 	}
 	return vs, out, nil
+}
+
+// secondariesOf lists, sorted, the secondary addresses the router routes
+// to a port: those it answers for, whatever the instance side still has
+// (a moved address stays there until its old interface is updated).
+func secondariesOf(routes []netlink.Route, link int) []netip.Addr {
+	var out []netip.Addr
+	for _, r := range routes {
+		if dst := routeDst(r); r.LinkIndex == link && r.Protocol == secondaryProto && dst.Bits() == 32 {
+			out = append(out, dst.Addr())
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
 }

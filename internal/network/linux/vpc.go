@@ -26,6 +26,11 @@ var routerSysctls = []netns.Sysctl{
 	{Key: "net/ipv4/conf/default/arp_ignore", Value: "0"},
 	{Key: "net/ipv4/conf/all/send_redirects", Value: "0"},
 	{Key: "net/ipv4/conf/default/send_redirects", Value: "0"},
+	// A VPC address no interface has answers "host unreachable" to every
+	// packet, not to one a second: a client's connection fails at once
+	// and its next try reaches an address's new holder (an ENI moved, a
+	// secondary address reassigned) instead of waiting out a lost SYN.
+	{Key: "net/ipv4/icmp_ratelimit", Value: "0"},
 	// Packets here come from nubo's own veths: conntrack need not verify
 	// their checksums again.
 	{Key: "net/netfilter/nf_conntrack_checksum", Value: "0", Optional: true},

@@ -27,6 +27,9 @@ type Harness struct {
 	Driver network.Driver
 	// PublicRange is the driver's; the suite maps addresses from it.
 	PublicRange netip.Prefix
+	// Traffic: the namespaces Attach returns are real, and the suite also
+	// sends packets through them (TCP from one instance to another).
+	Traffic bool
 }
 
 // Run runs the suite; newHarness makes a fresh driver for each test.
@@ -40,6 +43,9 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"VPC", s.testVPC},
 		{"Subnet", s.testSubnet},
 		{"Attach", s.testAttach},
+		{"SecondaryIPs", s.testSecondaryIPs},
+		{"ReassignSecondaryIP", s.testReassign},
+		{"SecondInterface", s.testSecondInterface},
 		{"PublicIP", s.testPublicIP},
 		{"DNS", s.testDNS},
 		{"Teardown", s.testTeardown},
@@ -56,14 +62,15 @@ var bg = context.Background()
 
 // env is a driver with its host made and a helper for public IPs.
 type env struct {
-	t *testing.T
-	d network.Driver
-	r netip.Prefix
+	t       *testing.T
+	d       network.Driver
+	r       netip.Prefix
+	traffic bool
 }
 
 func (s *suite) env(t *testing.T) env {
 	h := s.newHarness(t)
-	e := env{t, h.Driver, h.PublicRange}
+	e := env{t, h.Driver, h.PublicRange, h.Traffic}
 	e.ok("EnsureHost", h.Driver.EnsureHost(bg))
 	return e
 }
@@ -133,7 +140,7 @@ func ifc(inst, vpcID, subnetID string, dev int, mac byte, ipPrefix string) netwo
 
 func (s *suite) testHost(t *testing.T) {
 	h := s.newHarness(t)
-	e := env{t, h.Driver, h.PublicRange}
+	e := env{t, h.Driver, h.PublicRange, h.Traffic}
 	if st := e.observe(); st.Host || len(st.VPCs) > 0 || len(st.Instances) > 0 {
 		t.Errorf("Observe of a new driver: %+v, want nothing", st)
 	}
