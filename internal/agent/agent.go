@@ -67,7 +67,10 @@ type Agent struct {
 	mu      sync.Mutex
 	checked map[string]time.Time // when a booting instance's runtime state was last read
 	public  map[string]string    // the public address the data plane maps for each instance
-	subnets map[string]bool      // whether the data plane has each subnet public, as this process set it
+	// eniPublic: Elastic IP → "<vpc> <private>" the data plane maps it to,
+	// for those associated with a network interface's address.
+	eniPublic map[string]string
+	subnets   map[string]bool // whether the data plane has each subnet public, as this process set it
 
 	firewalls map[string]bool        // fwKey → the VPC has ports here (this process set its firewall)
 	fwLocks   map[string]*sync.Mutex // one firewall sync per VPC at a time
@@ -132,7 +135,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			for _, ev := range resp.Events {
 				k := string(ev.Kv.Key)
-				if isInstanceKey(k) || isVolumeKey(k) || isSnapshotKey(k) || isInterfaceKey(k) {
+				if isInstanceKey(k) || isVolumeKey(k) || isSnapshotKey(k) || isInterfaceKey(k) || isEIPKey(k) {
 					a.queue.add(k)
 				}
 				if isInstanceKey(k) || isInterfaceKey(k) || strings.Contains(k, "/security-group/") {
@@ -176,7 +179,7 @@ func (a *Agent) resync(ctx context.Context) (int64, error) {
 		if k := string(kv.Key); isInstanceKey(k) {
 			known[k[strings.LastIndex(k, "/")+1:]] = true
 			a.queue.add(k)
-		} else if isVolumeKey(k) || isSnapshotKey(k) || isInterfaceKey(k) {
+		} else if isVolumeKey(k) || isSnapshotKey(k) || isInterfaceKey(k) || isEIPKey(k) {
 			a.queue.add(k)
 		}
 	}
@@ -246,6 +249,9 @@ func (a *Agent) reconcileKey(ctx context.Context, key string) (err error) {
 	}
 	if isInterfaceKey(key) {
 		return a.reconcileInterface(ctx, key)
+	}
+	if isEIPKey(key) {
+		return a.reconcileEIP(ctx, key)
 	}
 	var in instance.Instance
 	rev, err := a.Store.Get(ctx, key, &in)

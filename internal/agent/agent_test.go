@@ -508,7 +508,7 @@ func TestElasticIPs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.svc.AssociateAddress(ctx, account, e.ID, "", a, "", false); err != nil {
+	if _, err := v.svc.AssociateAddress(ctx, account, e.ID, "", a, "", "", false); err != nil {
 		t.Fatal(err)
 	}
 	in, _ := v.svc.Get(ctx, account, a)
@@ -518,10 +518,10 @@ func TestElasticIPs(t *testing.T) {
 	if rev, _ := v.st.GetRev(ctx, vpc.PublicKey(netip.MustParseAddr(before.PublicIP)), new(vpc.Address)); rev != 0 {
 		t.Fatal("the replaced auto-assigned address is still claimed")
 	}
-	if _, err := v.svc.AssociateAddress(ctx, account, e.ID, "", b, "", false); code(err) != "Resource.AlreadyAssociated" {
+	if _, err := v.svc.AssociateAddress(ctx, account, e.ID, "", b, "", "", false); code(err) != "Resource.AlreadyAssociated" {
 		t.Fatalf("move without AllowReassociation: %v", err)
 	}
-	if _, err := v.svc.AssociateAddress(ctx, account, e.ID, "", b, "", true); err != nil {
+	if _, err := v.svc.AssociateAddress(ctx, account, e.ID, "", b, "", "", true); err != nil {
 		t.Fatal(err)
 	}
 	if in, _ := v.svc.Get(ctx, account, a); in.PublicIP != "" || in.ElasticIP != "" {
@@ -627,10 +627,10 @@ func TestNetworkWiring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.svc.AssociateAddress(ctx, account, e.ID, "", a.ID, "", false); err != nil {
+	if _, err := v.svc.AssociateAddress(ctx, account, e.ID, "", a.ID, "", "", false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.svc.AssociateAddress(ctx, account, e.ID, "", b.ID, "", true); err != nil {
+	if _, err := v.svc.AssociateAddress(ctx, account, e.ID, "", b.ID, "", "", true); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)

@@ -214,7 +214,7 @@ func (a *Agent) clearPublicIfOurs(ctx context.Context, in instance.Instance, add
 }
 
 // elasticIPElsewhere reports whether holder is an Elastic IP now associated
-// with an instance other than in.
+// with an instance other than in, or with a network interface's address.
 func (a *Agent) elasticIPElsewhere(ctx context.Context, in instance.Instance, holder string) (bool, error) {
 	if !resource.ValidID(resource.ElasticIP, holder) {
 		return true, nil // an instance's auto-assigned address now
@@ -224,7 +224,7 @@ func (a *Agent) elasticIPElsewhere(ctx context.Context, in instance.Instance, ho
 	if rev, err := a.Store.GetRev(ctx, key, &e); err != nil || rev == 0 {
 		return false, err
 	}
-	return e.InstanceID != "" && e.InstanceID != in.ID, nil
+	return (e.InstanceID != "" && e.InstanceID != in.ID) || e.NetworkInterfaceID != "", nil
 }
 
 // detachNetwork takes an instance off the network (idempotent).

@@ -209,10 +209,14 @@ func (s *Service) takeOver(ctx context.Context, sc resource.Scope, n Interface, 
 	}
 	other.PrivateIPs = slices.DeleteFunc(other.PrivateIPs, func(p PrivateIP) bool { return p.Address == ip.String() })
 	claim.Holder, claim.SubnetID = n.ID, n.SubnetID
-	return []store.Op{
-		{Key: Key(sc, other.ID), Value: other, ModRev: orev},
-		{Key: key, Value: claim, ModRev: crev},
-	}, nil
+	// Its Elastic IP comes along.
+	eips, err := s.eipOps(ctx, sc, other.ID, func(a string) bool { return a == ip.String() }, n.ID)
+	if err != nil {
+		return nil, err
+	}
+	return append(eips,
+		store.Op{Key: Key(sc, other.ID), Value: other, ModRev: orev},
+		store.Op{Key: key, Value: claim, ModRev: crev}), nil
 }
 
 // Unassign removes secondary private addresses from an interface and frees them.
@@ -243,6 +247,11 @@ func (s *Service) Unassign(ctx context.Context, sc resource.Scope, id string, ad
 				ops = append(ops, store.Op{Key: key, ModRev: crev, Delete: true})
 			}
 		}
+		eips, err := s.eipOps(ctx, sc, id, func(ip string) bool { return !n.Has(ip) }, "")
+		if err != nil {
+			return err
+		}
+		ops = append(ops, eips...)
 		err = s.Store.Apply(ctx, append(ops, store.Op{Key: Key(sc, id), Value: n, ModRev: rev})...)
 		if !errors.Is(err, store.ErrConflict) {
 			return err

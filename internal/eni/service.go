@@ -271,10 +271,11 @@ func (s *Service) Delete(ctx context.Context, sc resource.Scope, id string) erro
 	return fmt.Errorf("deleting %s: %w", id, store.ErrConflict)
 }
 
-// ReleaseOps are the writes that free the addresses an interface holds
-// (claims held by someone else meanwhile are left alone).
+// releaseOps are the writes that free the addresses an interface holds
+// (claims held by someone else meanwhile are left alone) and take its
+// Elastic IPs off.
 func (s *Service) releaseOps(ctx context.Context, sc resource.Scope, n Interface) []store.Op {
-	var ops []store.Op
+	ops, _ := s.eipOps(ctx, sc, n.ID, func(string) bool { return true }, "")
 	for _, p := range n.PrivateIPs {
 		ip, err := netip.ParseAddr(p.Address)
 		if err != nil {
@@ -309,4 +310,31 @@ func Limits(instanceType string) (interfaces, ipsPer int) { return limits(instan
 func ipLimit(n, limit int, what string) error {
 	return apierr.New("PrivateIpAddressLimitExceeded",
 		"Number of private addresses will exceed limit: %d asked for %s, which takes at most %d.", n, what, limit)
+}
+
+// eipOps are the writes that move the Elastic IPs associated with
+// addresses of interface id (those match picks) to interface to, or take
+// them off when to is "".
+func (s *Service) eipOps(ctx context.Context, sc resource.Scope, id string, match func(ip string) bool, to string) ([]store.Op, error) {
+	kvs, err := s.Store.List(ctx, resource.Prefix(sc, resource.ElasticIP))
+	if err != nil {
+		return nil, err
+	}
+	var ops []store.Op
+	for _, kv := range kvs {
+		var e vpc.ElasticIP
+		if err := json.Unmarshal(kv.Value, &e); err != nil {
+			return nil, fmt.Errorf("decoding %s: %w", kv.Key, err)
+		}
+		if e.NetworkInterfaceID != id || !match(e.PrivateIP) {
+			continue
+		}
+		if to == "" {
+			e.Disassociate()
+		} else {
+			e.NetworkInterfaceID = to
+		}
+		ops = append(ops, store.Op{Key: kv.Key, Value: e, ModRev: kv.ModRev})
+	}
+	return ops, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 
 	"nubo/internal/apierr"
+	"nubo/internal/eni"
 	"nubo/internal/resource"
 	"nubo/internal/store"
 	"nubo/internal/vpc"
@@ -85,7 +86,18 @@ func (s *Service) Address(ctx context.Context, account, allocID, publicIP string
 // instance's auto-assigned public address (which is released), and it leaves
 // any instance it was on before (which then has no public address) — all in
 // one transaction.
-func (s *Service) AssociateAddress(ctx context.Context, account, allocID, publicIP, instanceID, privateIP string, reassociate bool) (string, error) {
+//
+// An address of a network interface other than an instance's primary one
+// (NetworkInterfaceId, or InstanceId with another PrivateIpAddress) takes
+// the interface's path (associateENI): the address follows the interface.
+func (s *Service) AssociateAddress(ctx context.Context, account, allocID, publicIP, instanceID, eniID, privateIP string, reassociate bool) (string, error) {
+	instanceID, eniID, err := s.eipTarget(ctx, account, instanceID, eniID, privateIP)
+	if err != nil {
+		return "", err
+	}
+	if eniID != "" {
+		return s.associateENI(ctx, account, allocID, publicIP, eniID, privateIP, reassociate)
+	}
 	for attempt := 0; attempt < 20; attempt++ {
 		e, err := s.Address(ctx, account, allocID, publicIP)
 		if err != nil {
@@ -109,7 +121,7 @@ func (s *Service) AssociateAddress(ctx context.Context, account, allocID, public
 			return "", apierr.New(apierr.InvalidParameterValue, "The private IP address %s is not assigned to instance %s.", privateIP, instanceID)
 		case e.InstanceID == instanceID:
 			return e.AssociationID, nil
-		case e.InstanceID != "" && !reassociate:
+		case e.Associated() && !reassociate:
 			return "", apierr.New("Resource.AlreadyAssociated", "resource %s is already associated with associate-id %s", e.ID, e.AssociationID)
 		}
 		var ops []store.Op
@@ -124,12 +136,13 @@ func (s *Service) AssociateAddress(ctx context.Context, account, allocID, public
 			var old vpc.ElasticIP
 			orev, err := s.Store.Get(ctx, s.eipKey(account, in.ElasticIP), &old)
 			if err == nil {
-				old.AssociationID, old.InstanceID, old.PrivateIP = "", "", ""
+				old.Disassociate()
 				ops = append(ops, store.Op{Key: s.eipKey(account, old.ID), Value: old, ModRev: orev})
 			}
 		} else if ip, err := netip.ParseAddr(in.PublicIP); err == nil { // its auto-assigned address is released
 			ops = append(ops, store.Op{Key: vpc.PublicKey(ip), ModRev: -1, Delete: true})
 		}
+		e.Disassociate()
 		e.AssociationID, e.InstanceID, e.PrivateIP = resource.NewID(resource.AddressAssoc), instanceID, in.PrivateIP
 		in.ElasticIP, in.PublicIP = e.ID, e.PublicIP
 		ops = append(ops,
@@ -172,7 +185,7 @@ func (s *Service) DisassociateAddress(ctx context.Context, account, assocID, pub
 				e = &all[i]
 			}
 		}
-		if e == nil || e.InstanceID == "" {
+		if e == nil || !e.Associated() {
 			if assocID != "" {
 				return apierr.New("InvalidAssociationID.NotFound", "The association ID '%s' does not exist", assocID)
 			}
@@ -182,11 +195,13 @@ func (s *Service) DisassociateAddress(ctx context.Context, account, assocID, pub
 		if err != nil {
 			return err
 		}
-		ops, err := s.detachEIP(ctx, account, e.InstanceID)
-		if err != nil {
-			return err
+		var ops []store.Op
+		if e.InstanceID != "" {
+			if ops, err = s.detachEIP(ctx, account, e.InstanceID); err != nil {
+				return err
+			}
 		}
-		e.AssociationID, e.InstanceID, e.PrivateIP = "", "", ""
+		e.Disassociate()
 		ops = append(ops, store.Op{Key: s.eipKey(account, e.ID), Value: *e, ModRev: erev})
 		if err := s.Store.Apply(ctx, ops...); errors.Is(err, store.ErrConflict) {
 			continue
@@ -209,8 +224,8 @@ func (s *Service) ReleaseAddress(ctx context.Context, account, allocID, publicIP
 	if err != nil {
 		return err
 	}
-	if cur.InstanceID != "" {
-		return apierr.New("InvalidIPAddress.InUse", "Address %s is in use: associated with %s (%s).", cur.PublicIP, cur.InstanceID, cur.AssociationID)
+	if cur.Associated() {
+		return apierr.New("InvalidIPAddress.InUse", "Address %s is in use: associated with %s%s (%s).", cur.PublicIP, cur.InstanceID, cur.NetworkInterfaceID, cur.AssociationID)
 	}
 	err = s.Store.Apply(ctx,
 		store.Op{Key: s.eipKey(account, e.ID), ModRev: rev, Delete: true},
@@ -219,4 +234,111 @@ func (s *Service) ReleaseAddress(ctx context.Context, account, allocID, publicIP
 		return apierr.New("IncorrectState", "Address %s changed while being released; retry.", cur.PublicIP)
 	}
 	return err
+}
+
+// eipTarget decides where an association goes: an instance's primary
+// address (instanceID), or a network interface's address (eniID).
+func (s *Service) eipTarget(ctx context.Context, account, instanceID, eniID, privateIP string) (string, string, error) {
+	sc := s.scope(account)
+	if eniID != "" {
+		n, err := s.enis().Get(ctx, sc, eniID)
+		if err != nil {
+			return "", "", err
+		}
+		if privateIP == "" {
+			privateIP = n.PrimaryIP()
+		}
+		if !n.Has(privateIP) {
+			return "", "", apierr.New(apierr.InvalidParameterValue, "The private IP address %s is not assigned to network interface %s.", privateIP, eniID)
+		}
+		if a := n.Attachment; a != nil && a.DeviceIndex == 0 && privateIP == n.PrimaryIP() {
+			return a.InstanceID, "", nil // an instance's primary address: its public IP
+		}
+		return "", eniID, nil
+	}
+	if instanceID == "" {
+		return "", "", apierr.Missing("InstanceId")
+	}
+	in, err := s.Get(ctx, account, instanceID)
+	if err != nil || privateIP == "" || privateIP == in.PrivateIP {
+		return instanceID, "", err
+	}
+	ifcs, err := s.enis().Attached(ctx, sc, instanceID)
+	if err != nil {
+		return "", "", err
+	}
+	for _, n := range ifcs {
+		if n.Has(privateIP) {
+			return "", n.ID, nil
+		}
+	}
+	return "", "", apierr.New(apierr.InvalidParameterValue, "The private IP address %s is not assigned to instance %s.", privateIP, instanceID)
+}
+
+// associateENI associates an Elastic IP with a private address of a
+// network interface, replacing the Elastic IP that address had, and taking
+// this one off wherever it was.
+func (s *Service) associateENI(ctx context.Context, account, allocID, publicIP, eniID, privateIP string, reassociate bool) (string, error) {
+	sc := s.scope(account)
+	for attempt := 0; attempt < 20; attempt++ {
+		e, err := s.Address(ctx, account, allocID, publicIP)
+		if err != nil {
+			return "", err
+		}
+		erev, err := s.Store.Get(ctx, s.eipKey(account, e.ID), &e)
+		if err != nil {
+			return "", err
+		}
+		var n eni.Interface
+		nrev, err := s.Store.Get(ctx, eni.Key(sc, eniID), &n)
+		if errors.Is(err, store.ErrNotFound) {
+			return "", apierr.New(eni.Kind.NotFoundCode, "The networkInterface ID '%s' does not exist", eniID)
+		} else if err != nil {
+			return "", err
+		}
+		if privateIP == "" {
+			privateIP = n.PrimaryIP()
+		}
+		switch {
+		case !n.Has(privateIP):
+			return "", apierr.New(apierr.InvalidParameterValue, "The private IP address %s is not assigned to network interface %s.", privateIP, eniID)
+		case e.NetworkInterfaceID == eniID && e.PrivateIP == privateIP:
+			return e.AssociationID, nil
+		case e.Associated() && !reassociate:
+			return "", apierr.New("Resource.AlreadyAssociated", "resource %s is already associated with associate-id %s", e.ID, e.AssociationID)
+		}
+		// The interface must still have the address when this lands.
+		ops := []store.Op{{Key: eni.Key(sc, eniID), ModRev: nrev, Check: true}}
+		if e.InstanceID != "" { // leaving an instance's primary address
+			prev, err := s.detachEIP(ctx, account, e.InstanceID)
+			if err != nil {
+				return "", err
+			}
+			ops = append(ops, prev...)
+		}
+		all, err := s.Addresses(ctx, account)
+		if err != nil {
+			return "", err
+		}
+		for _, o := range all { // the address's Elastic IP before this one comes off
+			if o.ID != e.ID && o.NetworkInterfaceID == eniID && o.PrivateIP == privateIP {
+				orev, err := s.Store.Get(ctx, s.eipKey(account, o.ID), &o)
+				if err != nil {
+					return "", err
+				}
+				o.Disassociate()
+				ops = append(ops, store.Op{Key: s.eipKey(account, o.ID), Value: o, ModRev: orev})
+			}
+		}
+		e.Disassociate()
+		e.AssociationID, e.NetworkInterfaceID, e.PrivateIP = resource.NewID(resource.AddressAssoc), eniID, privateIP
+		ops = append(ops, store.Op{Key: s.eipKey(account, e.ID), Value: e, ModRev: erev})
+		if err := s.Store.Apply(ctx, ops...); errors.Is(err, store.ErrConflict) {
+			continue
+		} else if err != nil {
+			return "", err
+		}
+		return e.AssociationID, nil
+	}
+	return "", apierr.New("RequestLimitExceeded", "Too many concurrent changes to %s; retry.", allocID)
 }

@@ -70,12 +70,25 @@ func Prefix(cidr string) netip.Prefix {
 	return p
 }
 
-// ElasticIP is the stored record of an Elastic IP (domain vpc).
+// ElasticIP is the stored record of an Elastic IP (domain vpc). It is
+// associated with an instance's primary address (InstanceID: the instance
+// record's PublicIP is then this address) or with another private address
+// of a network interface (NetworkInterfaceID: it follows the interface
+// from instance to instance).
 type ElasticIP struct {
 	resource.Meta
-	PublicIP      string `json:"publicIp"`
-	Owner         string `json:"owner"`
-	AssociationID string `json:"associationId,omitempty"`
-	InstanceID    string `json:"instanceId,omitempty"`
-	PrivateIP     string `json:"privateIp,omitempty"`
+	PublicIP           string `json:"publicIp"`
+	Owner              string `json:"owner"`
+	AssociationID      string `json:"associationId,omitempty"`
+	InstanceID         string `json:"instanceId,omitempty"`
+	NetworkInterfaceID string `json:"networkInterfaceId,omitempty"`
+	PrivateIP          string `json:"privateIp,omitempty"`
+}
+
+// Associated reports whether the address is associated with anything.
+func (e ElasticIP) Associated() bool { return e.InstanceID != "" || e.NetworkInterfaceID != "" }
+
+// Disassociate clears the association.
+func (e *ElasticIP) Disassociate() {
+	e.AssociationID, e.InstanceID, e.NetworkInterfaceID, e.PrivateIP = "", "", "", ""
 }

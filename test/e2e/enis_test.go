@@ -146,6 +146,26 @@ func TestENIFailover(t *testing.T) {
 		t.Fatalf("C never reached A at %s: %+v", url, tail(loop.Answers()))
 	}
 
+	// An Elastic IP on the service address: the host reaches A there.
+	if _, err := nubotest.OpenDefaultGroup(ctx(t), c, "", 8080); err != nil {
+		t.Fatal(err)
+	}
+	eip, err := c.AllocateAddress(ctx(t), &ec2.AllocateAddressInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AssociateAddress(ctx(t), &ec2.AssociateAddressInput{AllocationId: eip.AllocationId, NetworkInterfaceId: aws.String(eni),
+		PrivateIpAddress: aws.String(service)}); err != nil {
+		t.Fatal(err)
+	}
+	public := "http://" + aws.ToString(eip.PublicIp) + ":8080/who"
+	eventually(t, "A at the Elastic IP", func() networktest.Outcome {
+		if strings.TrimSpace(httpGet(public)) == "a" {
+			return networktest.Open
+		}
+		return networktest.Timeout
+	}, networktest.Open)
+
 	// Move the ENI to B.
 	detachENI(t, c, att)
 	waitENI(t, c, eni, types.NetworkInterfaceStatusAvailable)
@@ -166,6 +186,14 @@ func TestENIFailover(t *testing.T) {
 	}
 	if got := waitENI(t, c, eni, types.NetworkInterfaceStatusInUse); aws.ToString(got.MacAddress) != mac {
 		t.Fatalf("MAC changed: %s", aws.ToString(got.MacAddress))
+	}
+	// The Elastic IP followed the address.
+	if got := strings.TrimSpace(httpGet(public)); got != "b" {
+		t.Fatalf("the Elastic IP after the move: %q, want b", got)
+	}
+	addrs, err := c.DescribeAddresses(ctx(t), &ec2.DescribeAddressesInput{AllocationIds: []string{aws.ToString(eip.AllocationId)}})
+	if err != nil || aws.ToString(addrs.Addresses[0].InstanceId) != *b.InstanceId || aws.ToString(addrs.Addresses[0].NetworkInterfaceId) != eni {
+		t.Fatalf("DescribeAddresses after the move: %+v %v", addrs, err)
 	}
 
 	// The ENI's own groups filter its own traffic: a group with no

@@ -5,35 +5,52 @@ import (
 
 	"nubo/internal/api/ec2query"
 	"nubo/internal/apierr"
+	"nubo/internal/eni"
 	"nubo/internal/resource"
 	"nubo/internal/vpc"
 )
 
 type addressItem struct {
-	PublicIP           string                       `xml:"publicIp"`
-	AllocationID       string                       `xml:"allocationId"`
-	Domain             string                       `xml:"domain"`
-	InstanceID         string                       `xml:"instanceId,omitempty"`
-	AssociationID      string                       `xml:"associationId,omitempty"`
-	PrivateIPAddress   string                       `xml:"privateIpAddress,omitempty"`
-	PublicIpv4Pool     string                       `xml:"publicIpv4Pool"`
-	NetworkBorderGroup string                       `xml:"networkBorderGroup"`
-	TagSet             *ec2query.List[ec2query.Tag] `xml:"tagSet"`
+	PublicIP                string                       `xml:"publicIp"`
+	AllocationID            string                       `xml:"allocationId"`
+	Domain                  string                       `xml:"domain"`
+	InstanceID              string                       `xml:"instanceId,omitempty"`
+	AssociationID           string                       `xml:"associationId,omitempty"`
+	NetworkInterfaceID      string                       `xml:"networkInterfaceId,omitempty"`
+	NetworkInterfaceOwnerID string                       `xml:"networkInterfaceOwnerId,omitempty"`
+	PrivateIPAddress        string                       `xml:"privateIpAddress,omitempty"`
+	PublicIpv4Pool          string                       `xml:"publicIpv4Pool"`
+	NetworkBorderGroup      string                       `xml:"networkBorderGroup"`
+	TagSet                  *ec2query.List[ec2query.Tag] `xml:"tagSet"`
 }
 
-func (a *API) addressOf(e vpc.ElasticIP) addressItem {
-	return addressItem{PublicIP: e.PublicIP, AllocationID: e.ID, Domain: "vpc", InstanceID: e.InstanceID,
+// addressOf renders an Elastic IP; attachedTo maps interfaces to the
+// instances they are attached to (an interface's address shows its
+// instance, whichever it is now).
+func (a *API) addressOf(e vpc.ElasticIP, attachedTo map[string]string) addressItem {
+	it := addressItem{PublicIP: e.PublicIP, AllocationID: e.ID, Domain: "vpc", InstanceID: e.InstanceID,
 		AssociationID: e.AssociationID, PrivateIPAddress: e.PrivateIP, PublicIpv4Pool: "amazon",
-		NetworkBorderGroup: a.Region.Name, TagSet: ec2query.TagSet(e.Tags)}
+		NetworkBorderGroup: a.Region.Name, TagSet: ec2query.TagSet(e.Tags), NetworkInterfaceID: e.NetworkInterfaceID}
+	if e.NetworkInterfaceID != "" {
+		it.InstanceID, it.NetworkInterfaceOwnerID = attachedTo[e.NetworkInterfaceID], e.Owner
+	}
+	return it
 }
 
 var addressFilters = map[string]ec2query.FilterFunc[vpc.ElasticIP]{
-	"allocation-id":      func(e vpc.ElasticIP) []string { return one(e.ID) },
-	"association-id":     func(e vpc.ElasticIP) []string { return nonEmpty(e.AssociationID) },
-	"domain":             func(e vpc.ElasticIP) []string { return one("vpc") },
-	"instance-id":        func(e vpc.ElasticIP) []string { return nonEmpty(e.InstanceID) },
-	"public-ip":          func(e vpc.ElasticIP) []string { return one(e.PublicIP) },
-	"private-ip-address": func(e vpc.ElasticIP) []string { return nonEmpty(e.PrivateIP) },
+	"allocation-id":        func(e vpc.ElasticIP) []string { return one(e.ID) },
+	"association-id":       func(e vpc.ElasticIP) []string { return nonEmpty(e.AssociationID) },
+	"domain":               func(e vpc.ElasticIP) []string { return one("vpc") },
+	"instance-id":          func(e vpc.ElasticIP) []string { return nonEmpty(e.InstanceID) },
+	"public-ip":            func(e vpc.ElasticIP) []string { return one(e.PublicIP) },
+	"private-ip-address":   func(e vpc.ElasticIP) []string { return nonEmpty(e.PrivateIP) },
+	"network-interface-id": func(e vpc.ElasticIP) []string { return nonEmpty(e.NetworkInterfaceID) },
+	"network-interface-owner-id": func(e vpc.ElasticIP) []string {
+		if e.NetworkInterfaceID == "" {
+			return nil
+		}
+		return one(e.Owner)
+	},
 }
 
 func (a *API) allocateAddress(ctx context.Context, r *ec2query.Request) (any, error) {
@@ -87,9 +104,21 @@ func (a *API) describeAddresses(ctx context.Context, r *ec2query.Request) (any, 
 	if err != nil {
 		return nil, err
 	}
+	attachedTo := map[string]string{}
+	if a.ENIs != nil {
+		ns, err := a.ENIs.List(ctx, a.scope(r))
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range ns {
+			if n.Attachment != nil {
+				attachedTo[n.ID] = n.Attachment.InstanceID
+			}
+		}
+	}
 	items := make([]addressItem, len(es))
 	for i, e := range es {
-		items[i] = a.addressOf(e)
+		items[i] = a.addressOf(e, attachedTo)
 	}
 	return struct {
 		AddressesSet ec2query.List[addressItem] `xml:"addressesSet"`
@@ -101,12 +130,16 @@ func (a *API) associateAddress(ctx context.Context, r *ec2query.Request) (any, e
 	if alloc == "" && ip == "" {
 		return nil, apierr.New(apierr.MissingParameter, "The request must contain the parameter AllocationId (or PublicIp).")
 	}
-	instanceID := r.Params.String("InstanceId")
-	if instanceID == "" {
-		if r.Params.String("NetworkInterfaceId") != "" {
-			return nil, apierr.New(apierr.UnsupportedOperation, "Associating with a network interface arrives with ENIs; give InstanceId.")
-		}
+	instanceID, eniID := r.Params.String("InstanceId"), r.Params.String("NetworkInterfaceId")
+	switch {
+	case instanceID == "" && eniID == "":
 		return nil, apierr.Missing("InstanceId")
+	case instanceID != "" && eniID != "":
+		return nil, apierr.New(apierr.InvalidParameterCombination, "InstanceId and NetworkInterfaceId cannot both be given.")
+	case eniID != "":
+		if err := eni.CheckID(eniID); err != nil {
+			return nil, err
+		}
 	}
 	reassoc, err := r.Params.Bool("AllowReassociation")
 	if err != nil {
@@ -115,7 +148,7 @@ func (a *API) associateAddress(ctx context.Context, r *ec2query.Request) (any, e
 	if err := r.CheckDryRun(); err != nil {
 		return nil, err
 	}
-	id, err := a.Instances.AssociateAddress(ctx, r.Account, alloc, ip, instanceID, r.Params.String("PrivateIpAddress"), reassoc)
+	id, err := a.Instances.AssociateAddress(ctx, r.Account, alloc, ip, instanceID, eniID, r.Params.String("PrivateIpAddress"), reassoc)
 	if err != nil {
 		return nil, err
 	}
