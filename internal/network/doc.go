@@ -19,7 +19,8 @@
 //	  lo   VPC base+2 (DNS), each subnet's base+1 (gateways)
 //	  i<hash(i-1)>0  proxy ARP, strict rp_filter,  route 10.0.1.5/32, permanent neighbour
 //	                 (the same for each secondary IP, route proto 0x6e)
-//	  unreachable 10.0.0.0/16            (VPC addresses no instance has)
+//	  unreachable 10.0.0.0/16            (VPC addresses no instance has:
+//	                                      TCP refused with a reset, else ICMP)
 //	  nftables "ip nubo": stateless 1:1 NAT by maps, forward filter,
 //	                     security groups (stateful, see linux/firewall.go)
 //	    │ veth (one per interface)
@@ -44,6 +45,12 @@
 //     instance). Moving a secondary IP or a whole interface to another
 //     instance is a route replace in the router; other instances' neighbour
 //     caches hold their own port's MAC, so no gratuitous ARP is needed.
+//     Between holders (an interface detached, not yet attached again), a
+//     connection to the address is refused at once (a TCP reset: an ICMP
+//     error arriving while connect() holds its socket only becomes a soft
+//     error, and the client would wait a second for its SYN's retry), and
+//     instances retry ARP every 100 ms (their router answers ARP only for
+//     routed addresses), so a client's next try reaches the new holder.
 //     Every packet between instances, in a subnet or across subnets, goes
 //     through the router: one place for security groups and network ACLs
 //     later.

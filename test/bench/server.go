@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
+	osexec "os/exec"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
@@ -27,8 +29,12 @@ func benchServer(ctx context.Context, image string, args ...string) (srv *nubote
 	}
 	stop = func() {
 		srv.Stop()
-		_ = exec(srv.Bin, "serve", "--cleanup", "--data-dir", dir)
-		os.RemoveAll(dir)
+		if out, err := osexec.Command(srv.Bin, "serve", "--cleanup", "--data-dir", dir).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "cleaning up %s: %v\n%s", dir, err, out)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			fmt.Fprintf(os.Stderr, "removing %s: %v\n", dir, err)
+		}
 	}
 	if c, err = srv.EC2(); err != nil {
 		stop()

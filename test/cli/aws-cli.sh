@@ -184,6 +184,34 @@ expect "detach-volume while mounted waits (busy)" "detaching" \
 ssh "${sshopts[@]}" "admin@$ip" sudo umount /mnt
 aws ec2 wait volume-available --volume-ids "$vol" && ok "detached once unmounted" || bad "detached once unmounted"
 expect "delete-volume" "" aws ec2 delete-volume --volume-id "$vol"
+
+# ENIs (Step 7): a second card with a secondary address, attached to the web
+# server as eth1 (seen inside, and in the metadata service), moved off it.
+subnet=$(aws ec2 describe-instances --instance-ids "$web" --query 'Reservations[0].Instances[0].SubnetId' --output text)
+expect "the instance's eth0 is an ENI" "0	attached" \
+  aws ec2 describe-network-interfaces --filters "Name=attachment.instance-id,Values=$web" --query 'NetworkInterfaces[0].Attachment.[DeviceIndex,Status]' --output text
+eni=$(aws ec2 create-network-interface --subnet-id "$subnet" --secondary-private-ip-address-count 1 --groups "$sg" \
+  --description service --query NetworkInterface.NetworkInterfaceId --output text)
+[[ $eni == eni-* ]] && ok "create-network-interface" || bad "create-network-interface" "$eni"
+mac=$(aws ec2 describe-network-interfaces --network-interface-ids "$eni" --query 'NetworkInterfaces[0].MacAddress' --output text)
+second=$(aws ec2 describe-network-interfaces --network-interface-ids "$eni" --query 'NetworkInterfaces[0].PrivateIpAddresses[?Primary==`false`].PrivateIpAddress' --output text)
+expect_error "attach at device index 0" InvalidParameterValue \
+  aws ec2 attach-network-interface --network-interface-id "$eni" --instance-id "$web" --device-index 0
+att=$(aws ec2 attach-network-interface --network-interface-id "$eni" --instance-id "$web" --device-index 1 --query AttachmentId --output text)
+[[ $att == eni-attach-* ]] && ok "attach-network-interface" || bad "attach-network-interface" "$att"
+for _ in $(seq 1 100); do
+  [ "$(aws ec2 describe-network-interfaces --network-interface-ids "$eni" --query 'NetworkInterfaces[0].Attachment.Status' --output text)" = attached ] && break
+  sleep 0.1
+done
+expect "eth1 inside the instance, with its MAC and secondary address" "$mac yes" \
+  ssh "${sshopts[@]}" "admin@$ip" "cat /sys/class/net/eth1/address | tr '\n' ' '; ip -4 -o addr show eth1 | grep -q ' $second/' && echo yes"
+expect "eth1 in the metadata service" "1" \
+  ssh "${sshopts[@]}" "admin@$ip" curl -s "http://169.254.169.254/latest/meta-data/network/interfaces/macs/$mac/device-number"
+expect_error "delete-network-interface while attached" InvalidNetworkInterface.InUse aws ec2 delete-network-interface --network-interface-id "$eni"
+aws ec2 detach-network-interface --attachment-id "$att" >/dev/null && aws ec2 wait network-interface-available --network-interface-ids "$eni" \
+  && ok "detach + wait network-interface-available" || bad "detach + wait network-interface-available"
+expect "eth1 gone from the instance" "gone" ssh "${sshopts[@]}" "admin@$ip" "test -e /sys/class/net/eth1 || echo gone"
+expect "delete-network-interface" "" aws ec2 delete-network-interface --network-interface-id "$eni"
 aws ec2 terminate-instances --instance-ids "$web" >/dev/null
 
 echo

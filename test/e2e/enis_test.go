@@ -121,6 +121,9 @@ func TestENIFailover(t *testing.T) {
 
 	// The card inside A, as the OS sees it, and in the metadata service.
 	link := inside(t, srv, *a.InstanceId, "ip -o link show eth1; ip -o -4 addr show eth1")
+	if got := inside(t, srv, *a.InstanceId, "ls /sys/class/net | tr '\\n' ' '; cat /sys/class/net/eth1/address"); got != "eth0 eth1 lo "+mac {
+		t.Fatalf("/sys/class/net inside A: %q, want its own interfaces and eth1's MAC", got)
+	}
 	for _, want := range []string{mac, primary + "/", service + "/"} {
 		if !strings.Contains(link, want) {
 			t.Fatalf("eth1 in A lacks %s:\n%s", want, link)
@@ -171,6 +174,9 @@ func TestENIFailover(t *testing.T) {
 	waitENI(t, c, eni, types.NetworkInterfaceStatusAvailable)
 	if out, err := exec.Command("nsenter", "-t", mustPID(t, srv, *a.InstanceId), "-n", "ip", "link", "show", "eth1").CombinedOutput(); err == nil {
 		t.Fatalf("eth1 still in A after detach: %s", out)
+	}
+	if got := inside(t, srv, *a.InstanceId, "ls /sys/class/net | tr '\\n' ' '"); got != "eth0 lo" {
+		t.Fatalf("/sys/class/net inside A after the detach: %q", got)
 	}
 	attachENI(t, c, eni, *b.InstanceId, 1)
 	t0 := time.Now()

@@ -41,6 +41,9 @@ func (d *Driver) delete(ctx context.Context, id string) error {
 	if err := removeCgroups(d.cfg.CgroupParent, id); err != nil {
 		return err
 	}
+	if err := unmountSysfs(d.file(id, sysfsDir)); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(d.bundle(id)); err != nil {
 		return err
 	}

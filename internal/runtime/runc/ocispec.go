@@ -88,6 +88,10 @@ type ociOptions struct {
 	// Listener is the shim's seccomp listener socket, to which mount(2) is
 	// passed (see seccomp.go); "": no mount interception.
 	Listener string
+	// Sysfs is a host directory holding a sysfs mounted from inside the
+	// instance's network namespace (see netns.go), bound read-only at /sys
+	// of an instance that joins a namespace made outside it.
+	Sysfs string
 }
 
 // ociSpec is the runc config.json of one run of an instance.
@@ -111,7 +115,7 @@ func ociSpec(s runtime.Spec, o ociOptions) *specs.Spec {
 				Bounding: caps, Effective: caps, Permitted: caps,
 			},
 		},
-		Mounts: mounts(s.NetNS != ""),
+		Mounts: mounts(o.Sysfs),
 		Hooks: &specs.Hooks{
 			CreateRuntime: []specs.Hook{delegateHook(o.Shim, s.UIDBase, s.GIDBase)},
 		},
@@ -163,13 +167,15 @@ func ociSpec(s runtime.Spec, o ociOptions) *specs.Spec {
 
 // mounts are the standard mounts of a system container, all of which work
 // in a user namespace. sysfs can be mounted only by the owner of the
-// network namespace, so an instance that joins a namespace made outside gets
-// a read-only bind of the host's /sys instead.
-func mounts(joinedNetNS bool) []specs.Mount {
+// network namespace, so an instance that joins a namespace made outside
+// gets sysfs, a sysfs the runtime mounted for that namespace, bound
+// read-only instead: its /sys/class/net shows the instance's own
+// interfaces, and those attached later (ENIs) appear there.
+func mounts(sysfs string) []specs.Mount {
 	sys := specs.Mount{Destination: "/sys", Type: "sysfs", Source: "sysfs",
 		Options: []string{"nosuid", "noexec", "nodev", "ro"}}
-	if joinedNetNS {
-		sys = specs.Mount{Destination: "/sys", Type: "none", Source: "/sys",
+	if sysfs != "" {
+		sys = specs.Mount{Destination: "/sys", Type: "none", Source: sysfs,
 			Options: []string{"rbind", "nosuid", "noexec", "nodev", "ro"}}
 	}
 	return []specs.Mount{

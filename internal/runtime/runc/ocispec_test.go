@@ -95,16 +95,16 @@ func TestOCISpec(t *testing.T) {
 func TestOCISpecJoinedNetNS(t *testing.T) {
 	spec := testSpec()
 	spec.NetNS = "/run/netns/nubo-i-0123"
-	s := ociSpec(spec, ociOptions{CgroupParent: "/nubo", Shim: testShim})
+	s := ociSpec(spec, ociOptions{CgroupParent: "/nubo", Shim: testShim, Sysfs: "/b/sys"})
 	for _, ns := range s.Linux.Namespaces {
 		if ns.Type == specs.NetworkNamespace && ns.Path != spec.NetNS {
 			t.Errorf("network namespace path = %q, want %q", ns.Path, spec.NetNS)
 		}
 	}
 	// sysfs cannot be mounted from a user namespace that does not own the
-	// network namespace: the host's /sys is bound read-only instead.
-	if sys := mountAt(s, "/sys"); !slices.Contains(sys.Options, "rbind") || !slices.Contains(sys.Options, "ro") {
-		t.Errorf("/sys = %+v, want a read-only rbind", sys)
+	// network namespace: one the runtime mounted for it is bound read-only.
+	if sys := mountAt(s, "/sys"); sys.Source != "/b/sys" || !slices.Contains(sys.Options, "rbind") || !slices.Contains(sys.Options, "ro") {
+		t.Errorf("/sys = %+v, want a read-only rbind of /b/sys", sys)
 	}
 }
 

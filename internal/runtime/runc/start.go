@@ -56,8 +56,13 @@ func (d *Driver) start(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	var sysfs string
 	if spec.NetNS != "" {
 		if err := allowLowPorts(spec.NetNS); err != nil {
+			return err
+		}
+		sysfs = d.file(id, sysfsDir)
+		if err := mountSysfs(spec.NetNS, sysfs); err != nil {
 			return err
 		}
 	}
@@ -72,7 +77,7 @@ func (d *Driver) start(ctx context.Context, id string) error {
 	}
 	// The OCI config is made again for every run: the pty is the run's, and
 	// the hooks run this driver's shim even if an older nubo made the bundle.
-	opts := ociOptions{CgroupParent: d.cfg.CgroupParent, Shim: d.cfg.Shim}
+	opts := ociOptions{CgroupParent: d.cfg.CgroupParent, Shim: d.cfg.Shim, Sysfs: sysfs}
 	if cons != nil {
 		opts.Console = cons.path
 	}
