@@ -152,6 +152,9 @@ func Run(ctx context.Context, cfg Config) error {
 	api.Instances.Volumes = volumes // root volumes are block volumes
 	api.ENIs = &eni.Service{Store: st, VPCs: vpcs}
 	api.Instances.ENIs = api.ENIs
+	if err := api.Instances.AdoptInterfaces(ctx); err != nil { // instances older than interface records
+		log.Warn("adopting primary interfaces", "err", err)
+	}
 	q := &ec2query.Server{
 		Region:  cfg.Region,
 		Actions: api.Actions(),

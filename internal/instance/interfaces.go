@@ -2,10 +2,14 @@ package instance
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/netip"
 
 	"nubo/internal/apierr"
 	"nubo/internal/eni"
+	"nubo/internal/resource"
 	"nubo/internal/store"
 	"nubo/internal/vpc"
 )
@@ -177,5 +181,44 @@ func (s *Service) takesInterfaces(ctx context.Context, account string, spec *Run
 	spec.SubnetID, spec.SecurityGroupIDs = n.SubnetID, n.Groups
 	f := false
 	spec.AssociatePublicIP = &f // EC2 maps no public address to a given interface
+	return nil
+}
+
+// AdoptInterfaces gives every instance of this region launched before
+// interfaces were records its primary interface record (eth0), made from
+// the instance record; the instance keeps holding its address's claim,
+// which its termination frees. Run once at start; idempotent.
+func (s *Service) AdoptInterfaces(ctx context.Context) error {
+	kvs, err := s.Store.List(ctx, AllPrefix)
+	if err != nil {
+		return err
+	}
+	for _, kv := range kvs {
+		if !IsInstanceKey(kv.Key) {
+			continue
+		}
+		var in Instance
+		if err := json.Unmarshal(kv.Value, &in); err != nil {
+			return fmt.Errorf("decoding %s: %w", kv.Key, err)
+		}
+		if in.Region != s.Region || in.NetworkInterfaceID != "" || in.VPCID == "" || in.PrivateIP == "" ||
+			in.State == Terminated || in.State == ShuttingDown {
+			continue
+		}
+		sc := resource.Scope{Account: in.Account, Region: in.Region}
+		n := eni.Interface{
+			Meta:  resource.Meta{ID: newInterfaceID(), CreateTime: in.LaunchTime},
+			Owner: in.Account, VPCID: in.VPCID, SubnetID: in.SubnetID, Zone: in.Zone, MAC: in.MAC,
+			PrivateIPs: []eni.PrivateIP{{Address: in.PrivateIP, Primary: true}}, Groups: in.SecurityGroups, SourceDestCheck: true,
+		}
+		eni.Launch{InstanceID: in.ID, Time: in.LaunchTime}.Attached(&n, 0, true)
+		in.NetworkInterfaceID = n.ID
+		err := s.Store.Apply(ctx,
+			store.Op{Key: kv.Key, Value: in, ModRev: kv.ModRev},
+			store.Op{Key: eni.Key(sc, n.ID), Value: n})
+		if err != nil && !errors.Is(err, store.ErrConflict) { // changed meanwhile: the next start sees it
+			return fmt.Errorf("adopting the interface of %s: %w", in.ID, err)
+		}
+	}
 	return nil
 }

@@ -12,6 +12,7 @@
 package instance
 
 import (
+	"strings"
 	"time"
 
 	"nubo/internal/resource"
@@ -165,3 +166,6 @@ func Key(account, region, id string) string {
 // AllPrefix is the prefix under which every record of every account lives;
 // agents watch it and pick instance keys out (see IsInstanceKey).
 const AllPrefix = store.Root + "res/"
+
+// IsInstanceKey reports whether a key under AllPrefix is an instance record's.
+func IsInstanceKey(k string) bool { return strings.Contains(k, "/"+resource.Instance.Name+"/") }

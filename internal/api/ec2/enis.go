@@ -394,13 +394,19 @@ func (a *API) modifyNetworkInterfaceAttribute(ctx context.Context, r *ec2query.R
 	if given > 1 {
 		return nil, apierr.New(apierr.InvalidParameterCombination, "Only one attribute can be modified at a time.")
 	}
+	return a.onENI(ctx, r, id, func() error { return a.ENIs.Modify(ctx, a.scope(r), id, spec) })
+}
+
+// onENI is an action on interface id that answers <return>true</return>:
+// the interface must exist, a dry run stops there, then do.
+func (a *API) onENI(ctx context.Context, r *ec2query.Request, id string, do func() error) (any, error) {
 	if _, err := a.ENIs.Get(ctx, a.scope(r), id); err != nil {
 		return nil, err
 	}
 	if err := r.CheckDryRun(); err != nil {
 		return nil, err
 	}
-	if err := a.ENIs.Modify(ctx, a.scope(r), id, spec); err != nil {
+	if err := do(); err != nil {
 		return nil, err
 	}
 	return returnTrue{true}, nil
@@ -500,14 +506,5 @@ func (a *API) unassignPrivateIPAddresses(ctx context.Context, r *ec2query.Reques
 	if err := checkIPs("PrivateIpAddress", addrs...); err != nil {
 		return nil, err
 	}
-	if _, err := a.ENIs.Get(ctx, a.scope(r), id); err != nil {
-		return nil, err
-	}
-	if err := r.CheckDryRun(); err != nil {
-		return nil, err
-	}
-	if err := a.ENIs.Unassign(ctx, a.scope(r), id, addrs); err != nil {
-		return nil, err
-	}
-	return returnTrue{true}, nil
+	return a.onENI(ctx, r, id, func() error { return a.ENIs.Unassign(ctx, a.scope(r), id, addrs) })
 }
