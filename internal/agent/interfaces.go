@@ -59,7 +59,7 @@ func (a *Agent) reconcileInterface(ctx context.Context, key string) error {
 			return err
 		}
 		a.queue.add(fwKey(sc.Account, sc.Region, n.VPCID))
-		return nil
+		return a.syncInterfaceDNS(ctx, sc, n.VPCID)
 	}
 	if live {
 		// The firewall first: a port it does not name passes nothing, so
@@ -68,6 +68,9 @@ func (a *Agent) reconcileInterface(ctx context.Context, key string) error {
 			return err
 		}
 		if _, err := a.attachInterface(ctx, in, n); err != nil {
+			return err
+		}
+		if err := a.syncInterfaceDNS(ctx, sc, n.VPCID); err != nil {
 			return err
 		}
 	}
@@ -200,4 +203,14 @@ func (a *Agent) releaseInterfaces(ctx context.Context, in instance.Instance) err
 		}
 	}
 	return nil
+}
+
+// syncInterfaceDNS gives the VPC's resolver the names of an interface's
+// addresses (ip-a-b-c-d for each) as they are now.
+func (a *Agent) syncInterfaceDNS(ctx context.Context, sc resource.Scope, vpcID string) error {
+	v, err := a.VPCs.GetVPC(ctx, sc.Account, vpcID)
+	if err != nil {
+		return nil // the VPC is gone: so are its names
+	}
+	return a.syncDNS(ctx, sc.Account, sc.Region, v)
 }

@@ -69,6 +69,23 @@ func TestInterfaceLifecycle(t *testing.T) {
 		return ok && ifc.PrivateIP.String() == n.PrimaryIP() && len(ifc.SecondaryIPs) == 1 && ifc.MAC.String() == n.MAC &&
 			got.Attachment != nil && got.Attachment.Status == eni.Attached
 	})
+	v.until(t, "the resolver names eth1's addresses", func() bool {
+		st, err := v.net.Observe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, vs := range st.VPCs {
+			if vs.DNS == nil {
+				continue
+			}
+			for _, r := range vs.DNS.Records {
+				if r.IP.String() == n.SecondaryIPs()[0] {
+					return true
+				}
+			}
+		}
+		return false
+	})
 	added, err := svc.Assign(ctx, sc, n.ID, eni.AssignSpec{Count: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -258,6 +258,14 @@ func (a *Agent) syncDNS(ctx context.Context, account, region string, v vpc.VPC) 
 		return err
 	}
 	dns := network.DNS{Zones: []string{vpc.PrivateDomain(region), vpc.PublicDomain(region)}}
+	named := map[netip.Addr]bool{}
+	private := func(ip netip.Addr) {
+		if !named[ip] {
+			named[ip] = true
+			dns.Records = append(dns.Records, network.DNSRecord{Name: vpc.PrivateDNSName(region, ip), IP: ip})
+		}
+	}
+	running := map[string]bool{}
 	for _, kv := range kvs {
 		var in instance.Instance
 		if err := json.Unmarshal(kv.Value, &in); err != nil {
@@ -266,11 +274,31 @@ func (a *Agent) syncDNS(ctx context.Context, account, region string, v vpc.VPC) 
 		if in.VPCID != v.ID || in.Desired != instance.Running {
 			continue
 		}
+		running[in.ID] = true
 		if ip, err := netip.ParseAddr(in.PrivateIP); err == nil {
-			dns.Records = append(dns.Records, network.DNSRecord{Name: vpc.PrivateDNSName(region, ip), IP: ip})
+			private(ip)
 		}
 		if ip, err := netip.ParseAddr(in.PublicIP); err == nil && v.DNSHostnames {
 			dns.Records = append(dns.Records, network.DNSRecord{Name: vpc.PublicDNSName(region, ip), IP: ip})
+		}
+	}
+	// Every address of the interfaces of those instances has its name too.
+	prefix := resource.Prefix(resource.Scope{Account: account, Region: region}, eni.Kind)
+	if kvs, err = a.Store.List(ctx, prefix); err != nil {
+		return err
+	}
+	ifcs, err := a.enis.list(kvs, prefix)
+	if err != nil {
+		return err
+	}
+	for _, n := range ifcs {
+		if n.VPCID != v.ID || n.Attachment == nil || !running[n.Attachment.InstanceID] {
+			continue
+		}
+		for _, p := range n.PrivateIPs {
+			if ip, err := netip.ParseAddr(p.Address); err == nil {
+				private(ip)
+			}
 		}
 	}
 	err = a.Network.SetDNS(ctx, v.ID, dns)
