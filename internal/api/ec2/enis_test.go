@@ -1099,3 +1099,37 @@ func TestENILaunchInterfacesWithSDK(t *testing.T) {
 		}
 	}
 }
+
+// TestInstanceFiltersByInterface: DescribeInstances' network-interface.*
+// filters look at every interface of an instance, not only eth0.
+func TestInstanceFiltersByInterface(t *testing.T) {
+	e := newENIEnv(t)
+	in := e.running(t, types.InstanceTypeT3Medium)
+	other := e.running(t, types.InstanceTypeT3Medium)
+	n := e.create(t, &ec2.CreateNetworkInterfaceInput{SecondaryPrivateIpAddressCount: aws.Int32(1)})
+	if _, err := e.c.AttachNetworkInterface(tctx(t), &ec2.AttachNetworkInterfaceInput{NetworkInterfaceId: n.NetworkInterfaceId,
+		InstanceId: in.InstanceId, DeviceIndex: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	_, secondary := addresses(n)
+	for name, value := range map[string]string{
+		"network-interface.addresses.private-ip-address": secondary[0],
+		"network-interface.network-interface-id":         aws.ToString(n.NetworkInterfaceId),
+		"network-interface.mac-address":                  aws.ToString(n.MacAddress),
+		"network-interface.attachment.device-index":      "1",
+	} {
+		out, err := e.rc.DescribeInstances(tctx(t), &ec2.DescribeInstancesInput{Filters: []types.Filter{{Name: aws.String(name), Values: []string{value}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, r := range out.Reservations {
+			for _, i := range r.Instances {
+				ids = append(ids, aws.ToString(i.InstanceId))
+			}
+		}
+		if len(ids) != 1 || ids[0] != aws.ToString(in.InstanceId) {
+			t.Errorf("%s=%s: %v, want only %s (not %s)", name, value, ids, aws.ToString(in.InstanceId), aws.ToString(other.InstanceId))
+		}
+	}
+}

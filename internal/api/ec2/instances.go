@@ -458,9 +458,27 @@ func (a *API) selectInstances(ctx context.Context, r *ec2query.Request, vols map
 			}
 		}
 	}
+	var byInstance map[string][]eni.Interface
+	for _, f := range filters {
+		if _, ok := byENI(f.Name, nil); ok && byInstance == nil && a.ENIs != nil {
+			all, err := a.ENIs.List(ctx, a.scope(r))
+			if err != nil {
+				return nil, err
+			}
+			byInstance = map[string][]eni.Interface{}
+			for _, n := range all {
+				if n.Attachment != nil {
+					byInstance[n.Attachment.InstanceID] = append(byInstance[n.Attachment.InstanceID], n)
+				}
+			}
+		}
+	}
 	bdm, known := bdmFilters(vols), instanceFilter(names)
 	m, err := ec2query.CompileWith(filters, func(name string) (ec2query.FilterFunc[instance.Instance], bool) {
 		if f, ok := bdm[name]; ok {
+			return f, true
+		}
+		if f, ok := byENI(name, byInstance); ok && byInstance != nil {
 			return f, true
 		}
 		return known(name)
@@ -819,4 +837,21 @@ func (a *API) withInterfaces(ctx context.Context, r *ec2query.Request, items []*
 		}
 	}
 	return nil
+}
+
+// byENI is the instance filter network-interface.<name> for the interface
+// filter <name>: an instance matches when one of its interfaces does.
+func byENI(name string, byInstance map[string][]eni.Interface) (ec2query.FilterFunc[instance.Instance], bool) {
+	rest, ok := strings.CutPrefix(name, "network-interface.")
+	f, known := eniFilters[rest]
+	if !ok || !known || rest == "group-id" { // groups: the instance's own filter
+		return nil, false
+	}
+	return func(in instance.Instance) []string {
+		var out []string
+		for _, n := range byInstance[in.ID] {
+			out = append(out, f(n)...)
+		}
+		return out
+	}, true
 }
