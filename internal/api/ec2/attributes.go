@@ -8,6 +8,7 @@ import (
 	"nubo/internal/api/ec2query"
 	"nubo/internal/apierr"
 	"nubo/internal/catalog"
+	"nubo/internal/eni"
 	"nubo/internal/instance"
 )
 
@@ -44,6 +45,7 @@ func (a *API) describeInstanceAttribute(ctx context.Context, r *ec2query.Request
 		InstanceInitiatedShutdownBehavior *valueItem                    `xml:"instanceInitiatedShutdownBehavior,omitempty"`
 		RootDeviceName                    *valueItem                    `xml:"rootDeviceName,omitempty"`
 		GroupSet                          *ec2query.List[instanceGroup] `xml:"groupSet,omitempty"`
+		SourceDestCheck                   *boolValue                    `xml:"sourceDestCheck,omitempty"`
 		BlockDeviceMapping                *ec2query.List[blockDevice]   `xml:"blockDeviceMapping,omitempty"`
 	}{InstanceID: id}
 	switch attr {
@@ -60,6 +62,12 @@ func (a *API) describeInstanceAttribute(ctx context.Context, r *ec2query.Request
 	case "groupSet":
 		set := instanceGroupSet(in.SecurityGroups, nil) // IDs only, as EC2 answers
 		out.GroupSet = &set
+	case "sourceDestCheck":
+		check, err := a.sourceDestCheck(ctx, r, in)
+		if err != nil {
+			return nil, err
+		}
+		out.SourceDestCheck = &boolValue{check}
 	case "blockDeviceMapping":
 		vols, err := a.attachedVolumes(ctx, r.Account)
 		if err != nil {
@@ -71,7 +79,7 @@ func (a *API) describeInstanceAttribute(ctx context.Context, r *ec2query.Request
 		}
 		out.BlockDeviceMapping = &set
 	default:
-		return nil, apierr.InvalidValue("Attribute", attr, "nubo supports instanceType, userData, disableApiTermination, instanceInitiatedShutdownBehavior, rootDeviceName, groupSet and blockDeviceMapping.")
+		return nil, apierr.InvalidValue("Attribute", attr, "nubo supports instanceType, userData, disableApiTermination, instanceInitiatedShutdownBehavior, rootDeviceName, groupSet, sourceDestCheck and blockDeviceMapping.")
 	}
 	return out, nil
 }
@@ -97,6 +105,17 @@ func (a *API) modifyInstanceAttribute(ctx context.Context, r *ec2query.Request) 
 		if _, known := catalog.LookupInstanceType(v); !known {
 			return nil, apierr.InvalidValue("InstanceType", v, "")
 		}
+		ifcs, err := a.interfacesOf(ctx, r, id)
+		if err != nil {
+			return nil, err
+		}
+		maxIfcs, maxIPs := eni.Limits(v)
+		for _, n := range ifcs {
+			if len(ifcs) > maxIfcs || len(n.PrivateIPs) > maxIPs {
+				return nil, apierr.New(apierr.InvalidParameterValue,
+					"Instance %s has %d network interfaces (%s with %d addresses); %s takes %d, with at most %d addresses each.", id, len(ifcs), n.ID, len(n.PrivateIPs), v, maxIfcs, maxIPs)
+			}
+		}
 		mutations = append(mutations, func(in *instance.Instance) error {
 			if in.State != instance.Stopped {
 				return apierr.New("IncorrectInstanceState", "The instance '%s' is not in the 'stopped' state.", in.ID)
@@ -104,6 +123,15 @@ func (a *API) modifyInstanceAttribute(ctx context.Context, r *ec2query.Request) 
 			in.InstanceType = v
 			return nil
 		})
+	}
+	// SourceDestCheck is the primary interface's attribute.
+	var sourceDest *bool
+	if v, ok := get("SourceDestCheck"); ok {
+		b, err := ec2query.NewParams(map[string][]string{"v": {v}}).Bool("v")
+		if err != nil {
+			return nil, apierr.InvalidValue("SourceDestCheck.Value", v, "Expected true or false.")
+		}
+		sourceDest = &b
 	}
 	if v, ok := get("UserData"); ok {
 		if _, err := base64.StdEncoding.DecodeString(v); err != nil {
@@ -150,11 +178,27 @@ func (a *API) modifyInstanceAttribute(ctx context.Context, r *ec2query.Request) 
 	if len(flags) > 0 && len(mutations) > 0 {
 		return nil, apierr.New(apierr.InvalidParameterCombination, "BlockDeviceMapping must be modified on its own, without other attributes.")
 	}
-	if len(mutations) == 0 && len(groups) == 0 && len(flags) == 0 {
+	if sourceDest != nil && len(mutations)+len(flags)+len(groups) > 0 {
+		return nil, apierr.New(apierr.InvalidParameterCombination, "SourceDestCheck must be modified on its own, without other attributes.")
+	}
+	if len(mutations) == 0 && len(groups) == 0 && len(flags) == 0 && sourceDest == nil {
 		return nil, apierr.New(apierr.MissingParameter, "The request must contain an attribute to modify (e.g. InstanceType.Value, DisableApiTermination.Value).")
 	}
 	if err := r.CheckDryRun(); err != nil {
 		return nil, err
+	}
+	if sourceDest != nil {
+		in, err := a.Instances.Get(ctx, r.Account, id)
+		if err != nil {
+			return nil, err
+		}
+		if in.NetworkInterfaceID == "" || a.ENIs == nil {
+			return nil, apierr.New(apierr.UnsupportedOperation, "Instance %s has no network interface record to set SourceDestCheck on.", id)
+		}
+		if err := a.ENIs.Modify(ctx, a.scope(r), in.NetworkInterfaceID, eni.ModifySpec{SourceDestCheck: sourceDest}); err != nil {
+			return nil, err
+		}
+		return returnTrue{true}, nil
 	}
 	if len(groups) > 0 {
 		if err := a.Instances.SetSecurityGroups(ctx, r.Account, id, groups); err != nil {
@@ -216,4 +260,24 @@ func deleteOnTerminationFlags(p ec2query.Params) ([]deviceFlag, error) {
 		out = append(out, deviceFlag{dev, *flag})
 	}
 	return out, nil
+}
+
+// interfacesOf lists the interfaces attached to an instance.
+func (a *API) interfacesOf(ctx context.Context, r *ec2query.Request, id string) ([]eni.Interface, error) {
+	if a.ENIs == nil {
+		return nil, nil
+	}
+	return a.ENIs.Attached(ctx, a.scope(r), id)
+}
+
+// sourceDestCheck is the instance's primary interface's (true without one).
+func (a *API) sourceDestCheck(ctx context.Context, r *ec2query.Request, in instance.Instance) (bool, error) {
+	if in.NetworkInterfaceID == "" || a.ENIs == nil {
+		return true, nil
+	}
+	n, err := a.ENIs.Get(ctx, a.scope(r), in.NetworkInterfaceID)
+	if e, ok := apierr.As(err); ok && e.Code == eni.Kind.NotFoundCode {
+		return true, nil
+	}
+	return n.SourceDestCheck, err
 }

@@ -1133,3 +1133,37 @@ func TestInstanceFiltersByInterface(t *testing.T) {
 		}
 	}
 }
+
+// TestInstanceSourceDestCheck: the instance's SourceDestCheck is its
+// primary interface's, set through either API.
+func TestInstanceSourceDestCheck(t *testing.T) {
+	e := newENIEnv(t)
+	in := e.running(t, types.InstanceTypeT3Micro)
+	if _, err := e.c.ModifyInstanceAttribute(tctx(t), &ec2.ModifyInstanceAttributeInput{InstanceId: in.InstanceId,
+		SourceDestCheck: &types.AttributeBooleanValue{Value: aws.Bool(false)}}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.rc.DescribeInstances(tctx(t), &ec2.DescribeInstancesInput{InstanceIds: []string{aws.ToString(in.InstanceId)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := d.Reservations[0].Instances[0]
+	if aws.ToBool(got.SourceDestCheck) || aws.ToBool(got.NetworkInterfaces[0].SourceDestCheck) {
+		t.Fatalf("SourceDestCheck %v, interface %v; want false", aws.ToBool(got.SourceDestCheck), aws.ToBool(got.NetworkInterfaces[0].SourceDestCheck))
+	}
+	attr, err := e.rc.DescribeInstanceAttribute(tctx(t), &ec2.DescribeInstanceAttributeInput{InstanceId: in.InstanceId, Attribute: types.InstanceAttributeNameSourceDestCheck})
+	if err != nil || attr.SourceDestCheck == nil || aws.ToBool(attr.SourceDestCheck.Value) {
+		t.Fatalf("DescribeInstanceAttribute sourceDestCheck: %+v %v", attr, err)
+	}
+	// A type that takes fewer addresses per interface than the instance's
+	// interfaces have is refused.
+	big := e.running(t, types.InstanceTypeT3Medium)
+	n := e.create(t, &ec2.CreateNetworkInterfaceInput{SecondaryPrivateIpAddressCount: aws.Int32(3)})
+	if _, err := e.c.AttachNetworkInterface(tctx(t), &ec2.AttachNetworkInterfaceInput{NetworkInterfaceId: n.NetworkInterfaceId,
+		InstanceId: big.InstanceId, DeviceIndex: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.c.ModifyInstanceAttribute(tctx(t), &ec2.ModifyInstanceAttributeInput{InstanceId: big.InstanceId,
+		InstanceType: &types.AttributeValue{Value: aws.String("t3.micro")}})
+	wantAPIError(t, err, "InvalidParameterValue")
+}

@@ -834,6 +834,9 @@ func (a *API) withInterfaces(ctx context.Context, r *ec2query.Request, items []*
 	for i := range items {
 		for _, n := range eni.OfInstance(all, items[i].InstanceID) {
 			items[i].NetworkInterfaceSet.Items = append(items[i].NetworkInterfaceSet.Items, v.item(n))
+			if n.Attachment.DeviceIndex == 0 {
+				items[i].SourceDestCheck = n.SourceDestCheck
+			}
 		}
 	}
 	return nil
