@@ -32,8 +32,10 @@ func TestSystemdImage(t *testing.T) {
 	if err != nil || len(d.Images) != 1 {
 		t.Fatalf("debian-12 not registered: %v %+v", err, d)
 	}
+	// With a second card made at launch (eth1, two addresses).
 	out, err := c.RunInstances(ctx(t), &ec2.RunInstancesInput{ImageId: d.Images[0].ImageId, InstanceType: types.InstanceTypeT3Small,
-		MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
+		MinCount: aws.Int32(1), MaxCount: aws.Int32(1), NetworkInterfaces: []types.InstanceNetworkInterfaceSpecification{
+			{DeviceIndex: aws.Int32(0)}, {DeviceIndex: aws.Int32(1), SecondaryPrivateIpAddressCount: aws.Int32(1)}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +51,11 @@ func TestSystemdImage(t *testing.T) {
 	}
 	if !strings.Contains(inside(t, srv, id, "systemctl is-active ssh || true"), "active") {
 		t.Error("sshd is not running")
+	}
+	t.Logf("failed units: %s", inside(t, srv, id, "systemctl --failed --no-legend --plain || true"))
+	eth1 := out.Instances[0].NetworkInterfaces[1]
+	if got := inside(t, srv, id, "cat /sys/class/net/eth1/address; ip -o -4 addr show eth1 | wc -l"); got != aws.ToString(eth1.MacAddress)+"\n2" {
+		t.Errorf("eth1 inside: %q, want its MAC and two addresses", got)
 	}
 	_ = exec.Command("nsenter", "-t", mustPID(t, srv, id), "-a", "systemctl", "poweroff").Run()
 	waitState(t, c, "stopped", id)
