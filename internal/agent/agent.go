@@ -70,7 +70,10 @@ type Agent struct {
 	// eniPublic: Elastic IP → "<vpc> <private>" the data plane maps it to,
 	// for those associated with a network interface's address.
 	eniPublic map[string]string
-	subnets   map[string]bool // whether the data plane has each subnet public, as this process set it
+	// eniApplied: interface record key → the revision made real on its
+	// running instance (interfaces.go).
+	eniApplied map[string]int64
+	subnets    map[string]bool // whether the data plane has each subnet public, as this process set it
 
 	firewalls map[string]bool        // fwKey → the VPC has ports here (this process set its firewall)
 	fwLocks   map[string]*sync.Mutex // one firewall sync per VPC at a time

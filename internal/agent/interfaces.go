@@ -27,7 +27,9 @@ func isInterfaceKey(k string) bool { return strings.Contains(k, "/"+eni.Kind.Nam
 
 func (a *Agent) reconcileInterface(ctx context.Context, key string) error {
 	var n eni.Interface
-	if _, err := a.Store.Get(ctx, key, &n); errors.Is(err, store.ErrNotFound) {
+	rev, err := a.Store.Get(ctx, key, &n)
+	if errors.Is(err, store.ErrNotFound) {
+		a.setApplied(key, 0)
 		return nil
 	} else if err != nil {
 		return err
@@ -38,7 +40,7 @@ func (a *Agent) reconcileInterface(ctx context.Context, key string) error {
 	}
 	sc := scopeOf(key)
 	var in instance.Instance
-	_, err := a.Store.Get(ctx, instance.Key(sc.Account, sc.Region, att.InstanceID), &in)
+	_, err = a.Store.Get(ctx, instance.Key(sc.Account, sc.Region, att.InstanceID), &in)
 	if errors.Is(err, store.ErrNotFound) {
 		if att.Status == eni.Detaching { // the instance went: nothing to take out
 			return a.endInterfaceAttachment(ctx, key, att.ID)
@@ -61,7 +63,10 @@ func (a *Agent) reconcileInterface(ctx context.Context, key string) error {
 		a.queue.add(fwKey(sc.Account, sc.Region, n.VPCID))
 		return a.syncInterfaceDNS(ctx, sc, n.VPCID)
 	}
-	if live {
+	// Applied already (the resync comes back to every interface): a card
+	// that went away since, with its instance's namespace, came back with
+	// it at the boot (attachNetwork).
+	if live && a.applied(key) != rev {
 		// The firewall first: a port it does not name passes nothing, so
 		// the card would drop its first packets until the next sync.
 		if err := a.syncFirewall(ctx, sc.Account, sc.Region, n.VPCID); err != nil {
@@ -73,6 +78,7 @@ func (a *Agent) reconcileInterface(ctx context.Context, key string) error {
 		if err := a.syncInterfaceDNS(ctx, sc, n.VPCID); err != nil {
 			return err
 		}
+		a.setApplied(key, rev)
 	}
 	if att.Status != eni.Attaching {
 		return nil
@@ -213,4 +219,25 @@ func (a *Agent) syncInterfaceDNS(ctx context.Context, sc resource.Scope, vpcID s
 		return nil // the VPC is gone: so are its names
 	}
 	return a.syncDNS(ctx, sc.Account, sc.Region, v)
+}
+
+// applied is the revision of an interface record this process last made
+// real on a running instance (0: none).
+func (a *Agent) applied(key string) int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.eniApplied[key]
+}
+
+func (a *Agent) setApplied(key string, rev int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.eniApplied == nil {
+		a.eniApplied = map[string]int64{}
+	}
+	if rev == 0 {
+		delete(a.eniApplied, key)
+	} else {
+		a.eniApplied[key] = rev
+	}
 }
