@@ -50,7 +50,9 @@ func (a *Agent) reconcileInterface(ctx context.Context, key string) error {
 	if err != nil || in.Host != a.Host {
 		return err
 	}
-	live := in.Desired == instance.Running && (in.State == instance.Running || in.State == instance.Pending)
+	// A booting instance gets its cards from its boot (attachNetwork):
+	// doing it here too would only race the boot for the same locks.
+	live := in.Desired == instance.Running && in.State == instance.Running
 	if att.Status == eni.Detaching {
 		if att.DeviceIndex > 0 {
 			if err := a.Network.DetachInterface(ctx, in.ID, att.DeviceIndex); err != nil {
