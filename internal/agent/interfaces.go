@@ -161,25 +161,36 @@ func dataInterface(instanceID string, n eni.Interface, sn vpc.Subnet) (network.I
 }
 
 // interfacesOf lists the interface records attached to an instance, by
-// device index (detaching ones too).
-func (a *Agent) interfacesOf(ctx context.Context, in instance.Instance) ([]eni.Interface, error) {
+// device index (detaching ones too), and each record's revision by key.
+func (a *Agent) interfacesOf(ctx context.Context, in instance.Instance) ([]eni.Interface, map[string]int64, error) {
 	sc := resource.Scope{Account: in.Account, Region: in.Region}
-	kvs, err := a.Store.List(ctx, resource.Prefix(sc, eni.Kind))
+	prefix := resource.Prefix(sc, eni.Kind)
+	kvs, err := a.Store.List(ctx, prefix)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	all, err := a.enis.list(kvs, resource.Prefix(sc, eni.Kind))
+	all, err := a.enis.list(kvs, prefix)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return eni.OfInstance(all, in.ID), nil
+	mine := eni.OfInstance(all, in.ID)
+	revs := make(map[string]int64, len(mine))
+	for _, n := range mine {
+		revs[eni.Key(sc, n.ID)] = 0
+	}
+	for _, kv := range kvs {
+		if _, ok := revs[kv.Key]; ok {
+			revs[kv.Key] = kv.ModRev
+		}
+	}
+	return mine, revs, nil
 }
 
 // releaseInterfaces ends a terminated instance's attachments: interfaces
 // with DeleteOnTermination are deleted and their addresses freed, the
 // others become available.
 func (a *Agent) releaseInterfaces(ctx context.Context, in instance.Instance) error {
-	ifcs, err := a.interfacesOf(ctx, in)
+	ifcs, _, err := a.interfacesOf(ctx, in)
 	if err != nil {
 		return err
 	}

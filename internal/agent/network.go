@@ -41,7 +41,7 @@ func (a *Agent) attachNetwork(ctx context.Context, in instance.Instance) (string
 	if err != nil {
 		return "", fmt.Errorf("mac of %s: %w", in.ID, err)
 	}
-	ifcs, err := a.interfacesOf(ctx, in)
+	ifcs, revs, err := a.interfacesOf(ctx, in)
 	if err != nil {
 		return "", err
 	}
@@ -67,6 +67,10 @@ func (a *Agent) attachNetwork(ctx context.Context, in instance.Instance) (string
 				return "", err
 			}
 		}
+	}
+	// The interfaces' reconciles need not do it again (interfaces.go).
+	for key, rev := range revs {
+		a.setApplied(key, rev)
 	}
 	if err := a.syncFirewall(ctx, in.Account, in.Region, v.ID); err != nil {
 		return "", err
