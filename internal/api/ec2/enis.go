@@ -76,17 +76,22 @@ func (a *API) eniView(ctx context.Context, r *ec2query.Request) (eniView, error)
 	if err != nil {
 		return eniView{}, err
 	}
-	v := eniView{region: a.Region.Name, names: names, publics: map[string]instance.Instance{}, dns: a.dnsNamer(ctx, r.Account)}
 	ins, err := a.Instances.List(ctx, r.Account)
 	if err != nil {
-		return v, err
+		return eniView{}, err
 	}
+	return a.newENIView(names, a.dnsNamer(ctx, r.Account), ins), nil
+}
+
+// newENIView is an eniView over what the caller has read already.
+func (a *API) newENIView(names map[string]string, dns func(instance.Instance) (string, string), ins []instance.Instance) eniView {
+	v := eniView{region: a.Region.Name, names: names, publics: map[string]instance.Instance{}, dns: dns}
 	for _, in := range ins {
 		if in.PublicIP != "" {
 			v.publics[in.ID] = in
 		}
 	}
-	return v, nil
+	return v
 }
 
 func (v eniView) item(n eni.Interface) eniItem {

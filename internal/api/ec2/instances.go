@@ -148,7 +148,7 @@ func (a *API) runInstances(ctx context.Context, r *ec2query.Request) (any, error
 	for i := range items {
 		ptrs[i] = &items[i]
 	}
-	if err := a.withInterfaces(ctx, r, ptrs); err != nil {
+	if err := a.withInterfaces(ctx, r, ptrs, a.newENIView(groups, names, res.Instances)); err != nil {
 		return nil, err
 	}
 	return struct {
@@ -559,7 +559,7 @@ func (a *API) describeInstances(ctx context.Context, r *ec2query.Request) (any, 
 			ptrs = append(ptrs, &out[i].InstancesSet.Items[j])
 		}
 	}
-	if err := a.withInterfaces(ctx, r, ptrs); err != nil {
+	if err := a.withInterfaces(ctx, r, ptrs, a.newENIView(groups, names, ins)); err != nil {
 		return nil, err
 	}
 	return struct {
@@ -819,15 +819,11 @@ func launchInterfaces(p ec2query.Params, spec *instance.RunSpec) error {
 }
 
 // withInterfaces adds each instance's network interfaces to its item.
-func (a *API) withInterfaces(ctx context.Context, r *ec2query.Request, items []*instanceItem) error {
+func (a *API) withInterfaces(ctx context.Context, r *ec2query.Request, items []*instanceItem, v eniView) error {
 	if a.ENIs == nil || len(items) == 0 {
 		return nil
 	}
 	all, err := a.ENIs.List(ctx, a.scope(r))
-	if err != nil {
-		return err
-	}
-	v, err := a.eniView(ctx, r)
 	if err != nil {
 		return err
 	}
