@@ -199,6 +199,9 @@ func (a *Agent) releaseInterfaces(ctx context.Context, in instance.Instance) err
 	for _, n := range ifcs {
 		key := eni.Key(sc, n.ID)
 		if !n.Attachment.DeleteOnTermination {
+			if err := a.keepAddresses(ctx, sc, in, n); err != nil {
+				return err
+			}
 			if err := a.endInterfaceAttachment(ctx, key, n.Attachment.ID); err != nil {
 				return err
 			}
@@ -253,4 +256,27 @@ func (a *Agent) setApplied(key string, rev int64) {
 	} else {
 		a.eniApplied[key] = rev
 	}
+}
+
+// keepAddresses makes an interface that outlives its instance the holder
+// of its addresses: an adopted primary interface's address is still held
+// by the instance, whose termination frees what it holds.
+func (a *Agent) keepAddresses(ctx context.Context, sc resource.Scope, in instance.Instance, n eni.Interface) error {
+	for _, p := range n.PrivateIPs {
+		ip, err := netip.ParseAddr(p.Address)
+		if err != nil {
+			continue
+		}
+		_, err = store.Update(ctx, a.Store, vpc.PrivateKey(sc.Account, sc.Region, n.VPCID, ip), func(c *vpc.Address) error {
+			if c.Holder != in.ID {
+				return errSkip
+			}
+			c.Holder = n.ID
+			return nil
+		})
+		if err != nil && !errors.Is(err, errSkip) && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -9,6 +10,8 @@ import (
 	"nubo/internal/instance"
 	"nubo/internal/network"
 	"nubo/internal/resource"
+	"nubo/internal/store"
+	"nubo/internal/vpc"
 )
 
 // devices returns, per instance, its interfaces in the data plane by device.
@@ -152,4 +155,52 @@ func TestInterfaceLifecycle(t *testing.T) {
 	if _, err := svc.Create(ctx, sc, eni.CreateSpec{SubnetID: sn.ID, PrivateIP: b.PrivateIP}); err != nil {
 		t.Fatalf("B's address was not freed: %v", err)
 	}
+}
+
+// TestAdoptedInterfaceKeepsItsAddress: the primary interface adopted for
+// an instance older than interface records, kept at termination
+// (DeleteOnTermination false), keeps its address: the claim the instance
+// held becomes the interface's.
+func TestAdoptedInterfaceKeepsItsAddress(t *testing.T) {
+	v := newEnv(t, 64)
+	ctx := context.Background()
+	sc := resource.Scope{Account: account, Region: "us-east-1"}
+	svc := &eni.Service{Store: v.st, VPCs: v.svc.VPCs}
+	in := v.wait(t, v.run(t, instance.RunSpec{})[0], instance.Running)
+	// Made old: the instance holds its address and has no interface record.
+	claim := vpc.PrivateKey(account, "us-east-1", in.VPCID, netip.MustParseAddr(in.PrivateIP))
+	if _, err := store.Update(ctx, v.st, claim, func(c *vpc.Address) error { c.Holder = in.ID; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.st.Delete(ctx, eni.Key(sc, in.NetworkInterfaceID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Update(ctx, v.st, instance.Key(account, "us-east-1", in.ID), func(x *instance.Instance) error { x.NetworkInterfaceID = ""; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.svc.AdoptInterfaces(ctx); err != nil {
+		t.Fatal(err)
+	}
+	in, err := v.svc.Get(ctx, account, in.ID)
+	if err != nil || in.NetworkInterfaceID == "" {
+		t.Fatalf("not adopted: %+v %v", in, err)
+	}
+	n, err := svc.Get(ctx, sc, in.NetworkInterfaceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := false
+	if err := svc.Modify(ctx, sc, n.ID, eni.ModifySpec{AttachmentID: n.Attachment.ID, DeleteOnTermination: &f}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.svc.Terminate(ctx, account, []string{in.ID}); err != nil {
+		t.Fatal(err)
+	}
+	v.wait(t, in.ID, instance.Terminated)
+	v.until(t, "the interface available, holding its address", func() bool {
+		got, _ := svc.Get(ctx, sc, n.ID)
+		var c vpc.Address
+		_, err := v.st.Get(ctx, claim, &c)
+		return got.Status == eni.Available && err == nil && c.Holder == n.ID
+	})
 }
