@@ -197,7 +197,7 @@ func TestENIFailover(t *testing.T) {
 	if got := strings.TrimSpace(httpGet(public)); got != "b" {
 		t.Fatalf("the Elastic IP after the move: %q, want b", got)
 	}
-	addrs, err := c.DescribeAddresses(ctx(t), &ec2.DescribeAddressesInput{AllocationIds: []string{aws.ToString(eip.AllocationId)}})
+	addrs, err := c.DescribeAddresses(ctx(t), &ec2.DescribeAddressesInput{Filters: []types.Filter{{Name: aws.String("instance-id"), Values: []string{*b.InstanceId}}}})
 	if err != nil || aws.ToString(addrs.Addresses[0].InstanceId) != *b.InstanceId || aws.ToString(addrs.Addresses[0].NetworkInterfaceId) != eni {
 		t.Fatalf("DescribeAddresses after the move: %+v %v", addrs, err)
 	}

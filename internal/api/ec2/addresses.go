@@ -24,15 +24,12 @@ type addressItem struct {
 	TagSet                  *ec2query.List[ec2query.Tag] `xml:"tagSet"`
 }
 
-// addressOf renders an Elastic IP; attachedTo maps interfaces to the
-// instances they are attached to (an interface's address shows its
-// instance, whichever it is now).
-func (a *API) addressOf(e vpc.ElasticIP, attachedTo map[string]string) addressItem {
+func (a *API) addressOf(e vpc.ElasticIP) addressItem {
 	it := addressItem{PublicIP: e.PublicIP, AllocationID: e.ID, Domain: "vpc", InstanceID: e.InstanceID,
 		AssociationID: e.AssociationID, PrivateIPAddress: e.PrivateIP, PublicIpv4Pool: "amazon",
 		NetworkBorderGroup: a.Region.Name, TagSet: ec2query.TagSet(e.Tags), NetworkInterfaceID: e.NetworkInterfaceID}
 	if e.NetworkInterfaceID != "" {
-		it.InstanceID, it.NetworkInterfaceOwnerID = attachedTo[e.NetworkInterfaceID], e.Owner
+		it.NetworkInterfaceOwnerID = e.Owner
 	}
 	return it
 }
@@ -85,6 +82,25 @@ func (a *API) describeAddresses(ctx context.Context, r *ec2query.Request) (any, 
 	if err != nil {
 		return nil, err
 	}
+	// An address of an interface shows (and filters by) the instance the
+	// interface is attached to now.
+	if a.ENIs != nil {
+		ns, err := a.ENIs.List(ctx, a.scope(r))
+		if err != nil {
+			return nil, err
+		}
+		attachedTo := map[string]string{}
+		for _, n := range ns {
+			if n.Attachment != nil {
+				attachedTo[n.ID] = n.Attachment.InstanceID
+			}
+		}
+		for i := range all {
+			if id := all[i].NetworkInterfaceID; id != "" {
+				all[i].InstanceID = attachedTo[id]
+			}
+		}
+	}
 	if ips := r.Params.Strings("PublicIp"); len(ips) > 0 {
 		byIP := map[string]vpc.ElasticIP{}
 		for _, e := range all {
@@ -104,21 +120,9 @@ func (a *API) describeAddresses(ctx context.Context, r *ec2query.Request) (any, 
 	if err != nil {
 		return nil, err
 	}
-	attachedTo := map[string]string{}
-	if a.ENIs != nil {
-		ns, err := a.ENIs.List(ctx, a.scope(r))
-		if err != nil {
-			return nil, err
-		}
-		for _, n := range ns {
-			if n.Attachment != nil {
-				attachedTo[n.ID] = n.Attachment.InstanceID
-			}
-		}
-	}
 	items := make([]addressItem, len(es))
 	for i, e := range es {
-		items[i] = a.addressOf(e, attachedTo)
+		items[i] = a.addressOf(e)
 	}
 	return struct {
 		AddressesSet ec2query.List[addressItem] `xml:"addressesSet"`
