@@ -142,13 +142,10 @@ func (a *API) createNetworkInterface(ctx context.Context, r *ec2query.Request) (
 	if spec.Secondary, spec.PrivateIP, err = privateAddresses(p, spec.PrivateIP); err != nil {
 		return nil, err
 	}
-	if n, ok, err := p.Int("SecondaryPrivateIpAddressCount"); err != nil {
+	if n, err := optInt(p, "SecondaryPrivateIpAddressCount"); err != nil {
 		return nil, err
-	} else if ok {
-		if n < 1 {
-			return nil, apierr.InvalidValue("SecondaryPrivateIpAddressCount", strconv.Itoa(n), "It must be at least 1.")
-		}
-		spec.SecondaryCount = n
+	} else if n != nil {
+		spec.SecondaryCount = *n
 	}
 	if spec.Tags, err = parseTagSpecs(p, eni.Kind); err != nil {
 		return nil, err
@@ -467,13 +464,10 @@ func (a *API) assignPrivateIPAddresses(ctx context.Context, r *ec2query.Request)
 	if err := checkIPs("PrivateIpAddress", spec.Addresses...); err != nil {
 		return nil, err
 	}
-	if n, ok, err := p.Int("SecondaryPrivateIpAddressCount"); err != nil {
+	if n, err := optInt(p, "SecondaryPrivateIpAddressCount"); err != nil {
 		return nil, err
-	} else if ok {
-		if n < 1 {
-			return nil, apierr.InvalidValue("SecondaryPrivateIpAddressCount", strconv.Itoa(n), "It must be at least 1.")
-		}
-		spec.Count = n
+	} else if n != nil {
+		spec.Count = *n
 	}
 	if spec.AllowReassignment, err = p.Bool("AllowReassignment"); err != nil {
 		return nil, err
