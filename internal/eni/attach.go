@@ -162,6 +162,9 @@ func instanceGroupsOp(key string, raw map[string]json.RawMessage, rev int64, gro
 type Launch struct {
 	InstanceID, Zone, VPCID string
 	Time                    time.Time
+	// Tags go on the interfaces the launch makes (TagSpecification
+	// network-interface).
+	Tags map[string]string
 }
 
 // Attached marks n attached to the launching instance at deviceIndex.

@@ -48,9 +48,13 @@ func (s *Service) interfaces(ctx context.Context, account string, spec RunSpec, 
 	if n := 1 + len(spec.Extra); n > maxIfcs {
 		return nil, apierr.New("InterfaceLimitExceeded", "Interface count %d exceeds the limit for %s (%d).", n, spec.InstanceType, maxIfcs)
 	}
+	tags, err := resource.Merge("", nil, spec.InterfaceTags)
+	if err != nil {
+		return nil, err
+	}
 	for i := range res.Instances {
 		in := &res.Instances[i]
-		l := eni.Launch{InstanceID: in.ID, Zone: in.Zone, VPCID: in.VPCID, Time: in.LaunchTime}
+		l := eni.Launch{InstanceID: in.ID, Zone: in.Zone, VPCID: in.VPCID, Time: in.LaunchTime, Tags: tags}
 		var primary eni.Interface
 		if id := spec.Primary.NetworkInterfaceID; id != "" {
 			n, op, err := s.enis().Take(ctx, sc, id, l, 0, !spec.Primary.KeepOnTermination)
@@ -75,6 +79,7 @@ func (s *Service) interfaces(ctx context.Context, account string, spec RunSpec, 
 				return nil, err
 			}
 			l.Attached(&n, 0, !spec.Primary.KeepOnTermination)
+			n.Tags = l.Tags
 			primary, ops = n, append(append(ops, more...), store.Op{Key: eni.Key(sc, n.ID), Value: n})
 		}
 		in.NetworkInterfaceID, in.MAC, in.PrivateIP = primary.ID, primary.MAC, primary.PrimaryIP()
@@ -139,6 +144,7 @@ func (s *Service) extraInterfaces(ctx context.Context, account string, spec RunS
 			return nil, err
 		}
 		l.Attached(&n, x.DeviceIndex, !x.KeepOnTermination)
+		n.Tags = l.Tags
 		ops = append(append(ops, more...), store.Op{Key: eni.Key(sc, n.ID), Value: n})
 	}
 	return ops, nil

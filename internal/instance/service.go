@@ -57,6 +57,8 @@ type RunSpec struct {
 	DeleteOnTermination                  bool // of the root volume
 	DisableAPITermination                bool
 	Tags, VolumeTags                     []resource.Tag
+	// InterfaceTags go on the interfaces the launch makes.
+	InterfaceTags []resource.Tag `json:",omitempty"`
 	// Security groups by ID and, in the default VPC only, by name; neither:
 	// the VPC's default group. (omitempty keeps earlier ClientToken hashes.)
 	SecurityGroupIDs   []string `json:",omitempty"`

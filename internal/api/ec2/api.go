@@ -119,6 +119,7 @@ func (a *API) Actions() map[string]ec2query.Handler {
 		"DetachNetworkInterface":            a.detachNetworkInterface,
 		"ModifyNetworkInterfaceAttribute":   a.modifyNetworkInterfaceAttribute,
 		"DescribeNetworkInterfaceAttribute": a.describeNetworkInterfaceAttribute,
+		"ResetNetworkInterfaceAttribute":    a.resetNetworkInterfaceAttribute,
 		"AssignPrivateIpAddresses":          a.assignPrivateIPAddresses,
 		"UnassignPrivateIpAddresses":        a.unassignPrivateIPAddresses,
 		"CreateVolume":                      a.createVolume,

@@ -507,3 +507,15 @@ func (a *API) unassignPrivateIPAddresses(ctx context.Context, r *ec2query.Reques
 	}
 	return a.onENI(ctx, r, id, func() error { return a.ENIs.Unassign(ctx, a.scope(r), id, addrs) })
 }
+
+func (a *API) resetNetworkInterfaceAttribute(ctx context.Context, r *ec2query.Request) (any, error) {
+	id, err := r.Params.Required("NetworkInterfaceId")
+	if err != nil {
+		return nil, err
+	}
+	if attr := r.Params.String("SourceDestCheck"); attr != "" && attr != "sourceDestCheck" {
+		return nil, apierr.InvalidValue("SourceDestCheck", attr, "Only sourceDestCheck can be reset.")
+	}
+	on := true
+	return a.onENI(ctx, r, id, func() error { return a.ENIs.Modify(ctx, a.scope(r), id, eni.ModifySpec{SourceDestCheck: &on}) })
+}

@@ -1167,3 +1167,32 @@ func TestInstanceSourceDestCheck(t *testing.T) {
 		InstanceType: &types.AttributeValue{Value: aws.String("t3.micro")}})
 	wantAPIError(t, err, "InvalidParameterValue")
 }
+
+// TestENILaunchTagsAndReset: TagSpecification network-interface tags the
+// interfaces a launch makes; ResetNetworkInterfaceAttribute turns the
+// source/dest check back on.
+func TestENILaunchTagsAndReset(t *testing.T) {
+	e := newENIEnv(t)
+	ins, err := e.launch(t, types.InstanceTypeT3Micro, func(in *ec2.RunInstancesInput) {
+		in.TagSpecifications = []types.TagSpecification{{ResourceType: types.ResourceTypeNetworkInterface,
+			Tags: []types.Tag{{Key: aws.String("role"), Value: aws.String("web")}}}}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(ins[0].NetworkInterfaces[0].NetworkInterfaceId)
+	if got := e.filter(t, "tag:role", "web"); len(got) != 1 || got[0] != id {
+		t.Fatalf("interfaces tagged role=web: %v, want %s", got, id)
+	}
+	if _, err := e.c.ModifyNetworkInterfaceAttribute(tctx(t), &ec2.ModifyNetworkInterfaceAttributeInput{NetworkInterfaceId: aws.String(id),
+		SourceDestCheck: &types.AttributeBooleanValue{Value: aws.Bool(false)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.c.ResetNetworkInterfaceAttribute(tctx(t), &ec2.ResetNetworkInterfaceAttributeInput{NetworkInterfaceId: aws.String(id),
+		SourceDestCheck: aws.String("sourceDestCheck")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.describe(t, id); !aws.ToBool(n.SourceDestCheck) {
+		t.Fatal("SourceDestCheck still off after the reset")
+	}
+}

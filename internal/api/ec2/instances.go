@@ -124,6 +124,8 @@ func (a *API) runInstances(ctx context.Context, r *ec2query.Request) (any, error
 			spec.Tags = append(spec.Tags, tags...)
 		case "volume":
 			spec.VolumeTags = append(spec.VolumeTags, tags...)
+		case "network-interface":
+			spec.InterfaceTags = append(spec.InterfaceTags, tags...)
 		default:
 			return nil, apierr.New(apierr.InvalidParameterValue, "'%s' is not a valid taggable resource type for this operation.", rt)
 		}
