@@ -253,3 +253,36 @@ func TestInstanceAttributeGroupSet(t *testing.T) {
 	}
 	wantAPICode(t, modify(six), "SecurityGroupsPerInstanceLimitExceeded")
 }
+
+// TestRunInstancesPlacementRefused: what Placement asks that nubo has not
+// (placement groups, dedicated tenancy) is refused, never ignored.
+func TestRunInstancesPlacementRefused(t *testing.T) {
+	v := newIGEnv(t)
+	base := map[string]string{"ImageId": v.image, "MinCount": "1", "MaxCount": "1", "InstanceType": "t3.micro"}
+	for _, tc := range []struct {
+		params map[string]string
+		code   string
+	}{
+		{map[string]string{"Placement.GroupName": "db"}, "InvalidPlacementGroup.Unknown"},
+		{map[string]string{"Placement.GroupId": "pg-0123456789abcdef0"}, "InvalidPlacementGroup.Unknown"},
+		{map[string]string{"Placement.PartitionNumber": "1"}, apierr.InvalidParameterCombination},
+		{map[string]string{"Placement.Tenancy": "dedicated"}, apierr.UnsupportedOperation},
+		{map[string]string{"Placement.Tenancy": "shared"}, apierr.InvalidParameterValue},
+	} {
+		p := map[string]string{}
+		for k, x := range base {
+			p[k] = x
+		}
+		for k, x := range tc.params {
+			p[k] = x
+		}
+		wantAPICode(t, v.call(t, v.a.runInstances, p, nil), tc.code)
+	}
+	p := map[string]string{"Placement.Tenancy": "default", "Placement.AvailabilityZone": "us-east-1a"}
+	for k, x := range base {
+		p[k] = x
+	}
+	if err := v.call(t, v.a.runInstances, p, nil); err != nil {
+		t.Fatalf("default tenancy: %v", err)
+	}
+}

@@ -61,6 +61,9 @@ func (a *API) runInstances(ctx context.Context, r *ec2query.Request) (any, error
 	if err := launchInterfaces(p, &spec); err != nil {
 		return nil, err
 	}
+	if err := checkPlacement(p.Member("Placement")); err != nil {
+		return nil, err
+	}
 	if spec.SecurityGroupIDs, spec.SecurityGroupNames, err = launchGroups(p); err != nil {
 		return nil, err
 	}
@@ -855,4 +858,27 @@ func byENI(name string, byInstance map[string][]eni.Interface) (ec2query.FilterF
 		}
 		return out
 	}, true
+}
+
+// checkPlacement refuses what RunInstances' Placement asks that nubo does
+// not have yet, rather than ignore it: placement groups (none exist, so a
+// named one is unknown, as EC2 says of one that does not exist) and
+// tenancies other than default.
+func checkPlacement(p ec2query.Params) error {
+	for _, name := range []string{"GroupName", "GroupId"} {
+		if g := p.String(name); g != "" {
+			return apierr.New("InvalidPlacementGroup.Unknown", "The Placement group '%s' is unknown (%s).", g, p.Name(name))
+		}
+	}
+	if p.Has("PartitionNumber") {
+		return apierr.New(apierr.InvalidParameterCombination, "%s needs a partition placement group (Placement.GroupName).", p.Name("PartitionNumber"))
+	}
+	switch t := p.String("Tenancy"); t {
+	case "", "default":
+	case "dedicated", "host":
+		return apierr.New(apierr.UnsupportedOperation, "Tenancy %s is not offered: nubo's hosts are shared (%s).", t, p.Name("Tenancy"))
+	default:
+		return apierr.InvalidValue(p.Name("Tenancy"), t, "Valid values: default, dedicated, host.")
+	}
+	return nil
 }
