@@ -169,6 +169,13 @@ func (s *Service) takesInterfaces(ctx context.Context, account string, spec *Run
 	if existing && spec.MaxCount > 1 {
 		return apierr.New(apierr.InvalidParameterCombination, "An existing network interface (NetworkInterfaceId) can be given only when launching one instance (MaxCount 1).")
 	}
+	named := len(spec.Primary.Secondary) > 0
+	for _, x := range spec.Extra {
+		named = named || x.Create.PrivateIP != "" || len(x.Create.Secondary) > 0
+	}
+	if named && spec.MaxCount > 1 {
+		return apierr.New(apierr.InvalidParameterCombination, "Private IP addresses can be given by value only when launching one instance (MaxCount 1); use SecondaryPrivateIpAddressCount.")
+	}
 	id := spec.Primary.NetworkInterfaceID
 	if id == "" {
 		return nil
