@@ -286,3 +286,19 @@ func TestRunInstancesPlacementRefused(t *testing.T) {
 		t.Fatalf("default tenancy: %v", err)
 	}
 }
+
+// TestRunInstancesAddressesByValueNeedOne: addresses given by value are
+// for one instance only.
+func TestRunInstancesAddressesByValueNeedOne(t *testing.T) {
+	v := newIGEnv(t)
+	for _, extra := range []map[string]string{
+		{"NetworkInterface.1.DeviceIndex": "0", "NetworkInterface.1.PrivateIpAddresses.1.PrivateIpAddress": "172.31.0.50"},
+		{"NetworkInterface.1.DeviceIndex": "0", "NetworkInterface.2.DeviceIndex": "1", "NetworkInterface.2.PrivateIpAddress": "172.31.0.51"},
+	} {
+		p := map[string]string{"ImageId": v.image, "MinCount": "2", "MaxCount": "2", "InstanceType": "t3.micro"}
+		for k, x := range extra {
+			p[k] = x
+		}
+		wantAPICode(t, v.call(t, v.a.runInstances, p, nil), apierr.InvalidParameterCombination)
+	}
+}
