@@ -3,6 +3,7 @@ package imds
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -305,14 +306,49 @@ func (v *view) nic(n eni.Interface) (map[string]node, error) {
 	if n.ID != "" {
 		m["interface-id"] = leaf(n.ID)
 	}
+	// Public addresses: the instance's on eth0's primary, Elastic IPs on
+	// the card's other addresses.
+	assoc := map[string]node{}
+	var publics []string
 	if primary && in.PublicIP != "" {
-		m["public-ipv4s"] = leaf(in.PublicIP)
-		m["ipv4-associations"] = fixed(map[string]node{in.PublicIP: leaf(in.PrivateIP)})
+		assoc[in.PublicIP], publics = leaf(in.PrivateIP), append(publics, in.PublicIP)
 		if vp.DNSHostnames {
 			m["public-hostname"] = leaf(v.publicName())
 		}
 	}
+	if n.ID != "" {
+		eips, err := v.eipsOf(n.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range eips {
+			assoc[e.PublicIP], publics = leaf(e.PrivateIP), append(publics, e.PublicIP)
+		}
+	}
+	if len(publics) > 0 {
+		m["public-ipv4s"] = leaf(strings.Join(publics, "\n"))
+		m["ipv4-associations"] = fixed(assoc)
+	}
 	return m, nil
+}
+
+// eipsOf lists the Elastic IPs associated with addresses of interface id.
+func (v *view) eipsOf(id string) ([]vpc.ElasticIP, error) {
+	kvs, err := v.s.Store.List(v.ctx, resource.Prefix(resource.Scope{Account: v.in.Account, Region: v.s.Region}, resource.ElasticIP))
+	if err != nil {
+		return nil, err
+	}
+	var out []vpc.ElasticIP
+	for _, kv := range kvs {
+		var e vpc.ElasticIP
+		if err := json.Unmarshal(kv.Value, &e); err != nil {
+			return nil, fmt.Errorf("decoding %s: %w", kv.Key, err)
+		}
+		if e.NetworkInterfaceID == id {
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
 
 func (v *view) privateDNS() string {

@@ -193,9 +193,12 @@ func TestENIFailover(t *testing.T) {
 	if got := waitENI(t, c, eni, types.NetworkInterfaceStatusInUse); aws.ToString(got.MacAddress) != mac {
 		t.Fatalf("MAC changed: %s", aws.ToString(got.MacAddress))
 	}
-	// The Elastic IP followed the address.
+	// The Elastic IP followed the address, and B's metadata says so.
 	if got := strings.TrimSpace(httpGet(public)); got != "b" {
 		t.Fatalf("the Elastic IP after the move: %q, want b", got)
+	}
+	if got := inside(t, srv, *b.InstanceId, "curl -s "+base+"ipv4-associations/"+aws.ToString(eip.PublicIp)); got != service {
+		t.Fatalf("B's metadata, ipv4-associations of eth1: %q, want %s", got, service)
 	}
 	addrs, err := c.DescribeAddresses(ctx(t), &ec2.DescribeAddressesInput{Filters: []types.Filter{{Name: aws.String("instance-id"), Values: []string{*b.InstanceId}}}})
 	if err != nil || aws.ToString(addrs.Addresses[0].InstanceId) != *b.InstanceId || aws.ToString(addrs.Addresses[0].NetworkInterfaceId) != eni {
