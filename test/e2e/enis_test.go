@@ -197,6 +197,11 @@ func TestENIFailover(t *testing.T) {
 	if got := strings.TrimSpace(httpGet(public)); got != "b" {
 		t.Fatalf("the Elastic IP after the move: %q, want b", got)
 	}
+	for _, p := range eniOf(t, c, eni).PrivateIpAddresses {
+		if aws.ToString(p.PrivateIpAddress) == service && (p.Association == nil || aws.ToString(p.Association.PublicIp) != aws.ToString(eip.PublicIp)) {
+			t.Fatalf("DescribeNetworkInterfaces: %s's association %+v, want %s", service, p.Association, aws.ToString(eip.PublicIp))
+		}
+	}
 	if got := inside(t, srv, *b.InstanceId, "curl -s "+base+"ipv4-associations/"+aws.ToString(eip.PublicIp)); got != service {
 		t.Fatalf("B's metadata, ipv4-associations of eth1: %q, want %s", got, service)
 	}

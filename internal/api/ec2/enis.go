@@ -62,12 +62,14 @@ type eniAddress struct {
 	Association      *eniAssociation `xml:"association,omitempty"`
 }
 
-// eniView is what renders interfaces: group names, and the public
-// addresses of primary interfaces (their instances').
+// eniView is what renders interfaces: group names, the public addresses
+// of primary interfaces (their instances'), and the Elastic IPs on other
+// addresses.
 type eniView struct {
 	region  string
 	names   map[string]string
 	publics map[string]instance.Instance // instance ID → record
+	eips    map[string]vpc.ElasticIP     // "<eni> <private address>" → its Elastic IP
 	dns     func(instance.Instance) (string, string)
 }
 
@@ -80,18 +82,27 @@ func (a *API) eniView(ctx context.Context, r *ec2query.Request) (eniView, error)
 	if err != nil {
 		return eniView{}, err
 	}
-	return a.newENIView(names, a.dnsNamer(ctx, r.Account), ins), nil
+	return a.newENIView(ctx, r, names, a.dnsNamer(ctx, r.Account), ins)
 }
 
 // newENIView is an eniView over what the caller has read already.
-func (a *API) newENIView(names map[string]string, dns func(instance.Instance) (string, string), ins []instance.Instance) eniView {
-	v := eniView{region: a.Region.Name, names: names, publics: map[string]instance.Instance{}, dns: dns}
+func (a *API) newENIView(ctx context.Context, r *ec2query.Request, names map[string]string, dns func(instance.Instance) (string, string), ins []instance.Instance) (eniView, error) {
+	v := eniView{region: a.Region.Name, names: names, publics: map[string]instance.Instance{}, eips: map[string]vpc.ElasticIP{}, dns: dns}
 	for _, in := range ins {
 		if in.PublicIP != "" {
 			v.publics[in.ID] = in
 		}
 	}
-	return v
+	es, err := a.Instances.Addresses(ctx, r.Account)
+	if err != nil {
+		return v, err
+	}
+	for _, e := range es {
+		if e.NetworkInterfaceID != "" {
+			v.eips[e.NetworkInterfaceID+" "+e.PrivateIP] = e
+		}
+	}
+	return v, nil
 }
 
 func (v eniView) item(n eni.Interface) eniItem {
@@ -123,6 +134,12 @@ func (v eniView) item(n eni.Interface) eniItem {
 		}
 		if p.Primary {
 			addr.Association = assoc
+		}
+		if e, ok := v.eips[n.ID+" "+p.Address]; ok {
+			addr.Association = &eniAssociation{PublicIP: e.PublicIP, IPOwnerID: n.Owner, AllocationID: e.ID, AssociationID: e.AssociationID}
+			if p.Primary {
+				it.Association = addr.Association
+			}
 		}
 		it.PrivateIPAddresses.Items = append(it.PrivateIPAddresses.Items, addr)
 	}

@@ -153,7 +153,11 @@ func (a *API) runInstances(ctx context.Context, r *ec2query.Request) (any, error
 	for i := range items {
 		ptrs[i] = &items[i]
 	}
-	if err := a.withInterfaces(ctx, r, ptrs, a.newENIView(groups, names, res.Instances)); err != nil {
+	v, err := a.newENIView(ctx, r, groups, names, res.Instances)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.withInterfaces(ctx, r, ptrs, v); err != nil {
 		return nil, err
 	}
 	return struct {
@@ -564,7 +568,11 @@ func (a *API) describeInstances(ctx context.Context, r *ec2query.Request) (any, 
 			ptrs = append(ptrs, &out[i].InstancesSet.Items[j])
 		}
 	}
-	if err := a.withInterfaces(ctx, r, ptrs, a.newENIView(groups, names, ins)); err != nil {
+	v, err := a.newENIView(ctx, r, groups, names, ins)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.withInterfaces(ctx, r, ptrs, v); err != nil {
 		return nil, err
 	}
 	return struct {
