@@ -217,7 +217,11 @@ func (a *Agent) releaseInterfaces(ctx context.Context, in instance.Instance) err
 		if !cur.AttachedTo(in.ID) {
 			continue
 		}
-		ops := append(svc.ReleaseOps(ctx, sc, cur), store.Op{Key: key, ModRev: rev, Delete: true})
+		ops, err := svc.ReleaseOps(ctx, sc, cur)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, store.Op{Key: key, ModRev: rev, Delete: true})
 		if err := a.Store.Apply(ctx, ops...); err != nil && !errors.Is(err, store.ErrConflict) {
 			return err
 		} else if err != nil {

@@ -261,9 +261,11 @@ func (s *Service) Delete(ctx context.Context, sc resource.Scope, id string) erro
 		if n.Attachment != nil {
 			return apierr.New("InvalidNetworkInterface.InUse", "The network interface '%s' is currently in use (attached to %s).", id, n.Attachment.InstanceID)
 		}
-		ops := []store.Op{{Key: Key(sc, id), ModRev: rev, Delete: true}}
-		ops = append(ops, s.releaseOps(ctx, sc, n)...)
-		err = s.Store.Apply(ctx, ops...)
+		ops, err := s.ReleaseOps(ctx, sc, n)
+		if err != nil {
+			return err
+		}
+		err = s.Store.Apply(ctx, append(ops, store.Op{Key: Key(sc, id), ModRev: rev, Delete: true})...)
 		if err == nil || !errors.Is(err, store.ErrConflict) {
 			return err
 		}
@@ -271,11 +273,14 @@ func (s *Service) Delete(ctx context.Context, sc resource.Scope, id string) erro
 	return fmt.Errorf("deleting %s: %w", id, store.ErrConflict)
 }
 
-// releaseOps are the writes that free the addresses an interface holds
+// ReleaseOps are the writes that free the addresses an interface holds
 // (claims held by someone else meanwhile are left alone) and take its
-// Elastic IPs off.
-func (s *Service) releaseOps(ctx context.Context, sc resource.Scope, n Interface) []store.Op {
-	ops, _ := s.eipOps(ctx, sc, n.ID, func(string) bool { return true }, "")
+// Elastic IPs off, for its deletion's transaction.
+func (s *Service) ReleaseOps(ctx context.Context, sc resource.Scope, n Interface) ([]store.Op, error) {
+	ops, err := s.eipOps(ctx, sc, n.ID, func(string) bool { return true }, "")
+	if err != nil {
+		return nil, err
+	}
 	for _, p := range n.PrivateIPs {
 		ip, err := netip.ParseAddr(p.Address)
 		if err != nil {
@@ -283,16 +288,15 @@ func (s *Service) releaseOps(ctx context.Context, sc resource.Scope, n Interface
 		}
 		key := vpc.PrivateKey(sc.Account, sc.Region, n.VPCID, ip)
 		var claim vpc.Address
-		if rev, err := s.Store.GetRev(ctx, key, &claim); err == nil && rev != 0 && claim.Holder == n.ID {
+		rev, err := s.Store.GetRev(ctx, key, &claim)
+		if err != nil {
+			return nil, err
+		}
+		if rev != 0 && claim.Holder == n.ID {
 			ops = append(ops, store.Op{Key: key, ModRev: rev, Delete: true})
 		}
 	}
-	return ops
-}
-
-// ReleaseOps is releaseOps for the agent (termination).
-func (s *Service) ReleaseOps(ctx context.Context, sc resource.Scope, n Interface) []store.Op {
-	return s.releaseOps(ctx, sc, n)
+	return ops, nil
 }
 
 // limits are an instance type's interface and address limits.
