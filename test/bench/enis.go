@@ -30,11 +30,11 @@ func benchENIFailover(ctx context.Context, moves int) error {
 		return err
 	}
 	defer stop()
-	out, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"debian-12-minimal"}}}})
-	if err != nil || len(out.Images) == 0 {
-		return fmt.Errorf("debian-12-minimal not registered: %v", err)
+	image, err := imageID(ctx, c, "debian-12-minimal")
+	if err != nil {
+		return err
 	}
-	ids, err := launch(ctx, c, out.Images[0].ImageId, 3)
+	ids, err := launch(ctx, c, image, 3)
 	if err != nil {
 		return err
 	}

@@ -27,11 +27,10 @@ func benchInstances(ctx context.Context, n, many int) error {
 		return err
 	}
 	defer stop()
-	out, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"debian-12-minimal"}}}})
-	if err != nil || len(out.Images) == 0 {
-		return fmt.Errorf("debian-12-minimal not registered: %v", err)
+	image, err := imageID(ctx, c, "debian-12-minimal")
+	if err != nil {
+		return err
 	}
-	image := out.Images[0].ImageId
 
 	fmt.Printf("\ninstances (debian-12-minimal, t3.nano)\n")
 	var lat []time.Duration

@@ -108,11 +108,11 @@ type sgBench struct {
 // setup launches the probe instance in a group of its own (no rules in,
 // the default egress) and serves UDP echo on port 7 in its namespace.
 func (b *sgBench) setup(ctx context.Context) error {
-	out, err := b.c.DescribeImages(ctx, &ec2.DescribeImagesInput{Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"debian-12-minimal"}}}})
-	if err != nil || len(out.Images) == 0 {
-		return fmt.Errorf("debian-12-minimal not registered: %v", err)
+	image, err := imageID(ctx, b.c, "debian-12-minimal")
+	if err != nil {
+		return err
 	}
-	b.image = aws.ToString(out.Images[0].ImageId)
+	b.image = aws.ToString(image)
 	vpcs, err := b.c.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: []types.Filter{{Name: aws.String("is-default"), Values: []string{"true"}}}})
 	if err != nil || len(vpcs.Vpcs) != 1 {
 		return fmt.Errorf("the default VPC: %v", err)

@@ -6,7 +6,9 @@ import (
 	"os"
 	osexec "os/exec"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"nubo/internal/nubotest"
 )
@@ -41,4 +43,13 @@ func benchServer(ctx context.Context, image string, args ...string) (srv *nubote
 		return nil, nil, nil, err
 	}
 	return srv, c, stop, nil
+}
+
+// imageID finds a registered image by name.
+func imageID(ctx context.Context, c *ec2.Client, name string) (*string, error) {
+	out, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Filters: []types.Filter{{Name: aws.String("name"), Values: []string{name}}}})
+	if err != nil || len(out.Images) == 0 {
+		return nil, fmt.Errorf("%s not registered: %v", name, err)
+	}
+	return out.Images[0].ImageId, nil
 }

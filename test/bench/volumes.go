@@ -105,11 +105,11 @@ func volumeBenchInstance(ctx context.Context, c *ec2.Client) (*ssh.Client, strin
 	if _, err := nubotest.OpenDefaultGroup(ctx, c, "", 22); err != nil {
 		return nil, "", err
 	}
-	imgs, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"debian-12-minimal"}}}})
-	if err != nil || len(imgs.Images) == 0 {
-		return nil, "", fmt.Errorf("debian-12-minimal not registered: %v", err)
+	image, err := imageID(ctx, c, "debian-12-minimal")
+	if err != nil {
+		return nil, "", err
 	}
-	out, err := c.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: imgs.Images[0].ImageId, InstanceType: types.InstanceTypeT3Large,
+	out, err := c.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: image, InstanceType: types.InstanceTypeT3Large,
 		MinCount: aws.Int32(1), MaxCount: aws.Int32(1), KeyName: aws.String("bench")})
 	if err != nil {
 		return nil, "", err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"maps"
 	"net/netip"
 	"net/url"
 	"nubo/internal/store/storetest"
@@ -192,6 +193,13 @@ func TestInstanceGroupSets(t *testing.T) {
 	}
 }
 
+// merged is base with extra's parameters added (or replaced).
+func merged(base, extra map[string]string) map[string]string {
+	p := maps.Clone(base)
+	maps.Copy(p, extra)
+	return p
+}
+
 func TestRunInstancesGroupParameters(t *testing.T) {
 	v := newIGEnv(t)
 	base := map[string]string{"ImageId": v.image, "InstanceType": "t3.micro", "MinCount": "1", "MaxCount": "1"}
@@ -207,14 +215,7 @@ func TestRunInstancesGroupParameters(t *testing.T) {
 		{map[string]string{"SecurityGroupId.1": "sg-0123456789abcdef0", "NetworkInterface.1.DeviceIndex": "0"}, apierr.InvalidParameterCombination},
 		{map[string]string{"SecurityGroupId.1": "sg-0123456789abcdef0"}, "InvalidGroup.NotFound"},
 	} {
-		p := map[string]string{}
-		for k, x := range base {
-			p[k] = x
-		}
-		for k, x := range tc.params {
-			p[k] = x
-		}
-		wantAPICode(t, v.call(t, v.a.runInstances, p, nil), tc.code)
+		wantAPICode(t, v.call(t, v.a.runInstances, merged(base, tc.params), nil), tc.code)
 	}
 }
 
@@ -269,19 +270,9 @@ func TestRunInstancesPlacementRefused(t *testing.T) {
 		{map[string]string{"Placement.Tenancy": "dedicated"}, apierr.UnsupportedOperation},
 		{map[string]string{"Placement.Tenancy": "shared"}, apierr.InvalidParameterValue},
 	} {
-		p := map[string]string{}
-		for k, x := range base {
-			p[k] = x
-		}
-		for k, x := range tc.params {
-			p[k] = x
-		}
-		wantAPICode(t, v.call(t, v.a.runInstances, p, nil), tc.code)
+		wantAPICode(t, v.call(t, v.a.runInstances, merged(base, tc.params), nil), tc.code)
 	}
-	p := map[string]string{"Placement.Tenancy": "default", "Placement.AvailabilityZone": "us-east-1a"}
-	for k, x := range base {
-		p[k] = x
-	}
+	p := merged(base, map[string]string{"Placement.Tenancy": "default", "Placement.AvailabilityZone": "us-east-1a"})
 	if err := v.call(t, v.a.runInstances, p, nil); err != nil {
 		t.Fatalf("default tenancy: %v", err)
 	}
@@ -295,10 +286,7 @@ func TestRunInstancesAddressesByValueNeedOne(t *testing.T) {
 		{"NetworkInterface.1.DeviceIndex": "0", "NetworkInterface.1.PrivateIpAddresses.1.PrivateIpAddress": "172.31.0.50"},
 		{"NetworkInterface.1.DeviceIndex": "0", "NetworkInterface.2.DeviceIndex": "1", "NetworkInterface.2.PrivateIpAddress": "172.31.0.51"},
 	} {
-		p := map[string]string{"ImageId": v.image, "MinCount": "2", "MaxCount": "2", "InstanceType": "t3.micro"}
-		for k, x := range extra {
-			p[k] = x
-		}
+		p := merged(map[string]string{"ImageId": v.image, "MinCount": "2", "MaxCount": "2", "InstanceType": "t3.micro"}, extra)
 		wantAPICode(t, v.call(t, v.a.runInstances, p, nil), apierr.InvalidParameterCombination)
 	}
 }
