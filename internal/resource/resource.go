@@ -51,10 +51,13 @@ var (
 	// SecurityGroupRule records live inside their group's record; the
 	// name index (secgroup.RuleKey) leads from a rule's ID to its group.
 	SecurityGroupRule = Kind{Name: "security-group-rule", IDPrefix: "sgr", NotFoundCode: "InvalidSecurityGroupRuleId.NotFound"}
+
+	// PlacementGroup: package placementgroup.
+	PlacementGroup = Kind{Name: "placement-group", IDPrefix: "pg", NotFoundCode: "InvalidPlacementGroup.Unknown"}
 )
 
 // Kinds lists every kind, for lookups by ID prefix and resource-type name.
-var Kinds = []Kind{KeyPair, Image, Instance, Volume, Snapshot, VPC, Subnet, InternetGateway, RouteTable, ElasticIP, NetworkInterface, SecurityGroup, SecurityGroupRule}
+var Kinds = []Kind{KeyPair, Image, Instance, Volume, Snapshot, VPC, Subnet, InternetGateway, RouteTable, ElasticIP, NetworkInterface, SecurityGroup, SecurityGroupRule, PlacementGroup}
 
 // Reservation is not a stored resource, only an ID prefix.
 var Reservation = Kind{Name: "reservation", IDPrefix: "r"}
