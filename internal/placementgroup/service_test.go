@@ -36,7 +36,7 @@ func wantCode(t *testing.T, err error, code string) {
 	}
 }
 
-func TestCreateDefaults(t *testing.T) {
+func TestPlacementGroupCreateDefaults(t *testing.T) {
 	s, ctx := newService(t)
 	for _, tc := range []struct {
 		spec       Spec
@@ -70,7 +70,7 @@ func TestCreateDefaults(t *testing.T) {
 	}
 }
 
-func TestCreateValidation(t *testing.T) {
+func TestPlacementGroupCreateValidation(t *testing.T) {
 	s, ctx := newService(t)
 	for _, tc := range []struct {
 		name string
@@ -105,7 +105,7 @@ func TestCreateValidation(t *testing.T) {
 	}
 }
 
-func TestCreateDuplicate(t *testing.T) {
+func TestPlacementGroupCreateDuplicate(t *testing.T) {
 	s, ctx := newService(t)
 	if _, err := s.Create(ctx, acct, Spec{Name: "web", Strategy: scheduler.Cluster}); err != nil {
 		t.Fatal(err)
@@ -125,7 +125,7 @@ func TestCreateDuplicate(t *testing.T) {
 	}
 }
 
-func TestCreateTags(t *testing.T) {
+func TestPlacementGroupCreateTags(t *testing.T) {
 	s, ctx := newService(t)
 	g, err := s.Create(ctx, acct, Spec{Name: "t", Strategy: scheduler.Cluster, Tags: []resource.Tag{{Key: "env", Value: "prod"}}})
 	if err != nil {
@@ -151,7 +151,7 @@ func TestCreateTags(t *testing.T) {
 	wantCode(t, err, CodeUnknown)
 }
 
-func TestLimit(t *testing.T) {
+func TestPlacementGroupLimit(t *testing.T) {
 	s, ctx := newService(t)
 	sc := s.scope(acct)
 	// Fill the quota but for two, then race five creates for them.
@@ -187,7 +187,7 @@ func TestLimit(t *testing.T) {
 	}
 }
 
-func TestLookups(t *testing.T) {
+func TestPlacementGroupLookups(t *testing.T) {
 	s, ctx := newService(t)
 	g, err := s.Create(ctx, acct, Spec{Name: "db", Strategy: scheduler.Partition, PartitionCount: intp(3)})
 	if err != nil {
@@ -221,7 +221,7 @@ func TestLookups(t *testing.T) {
 	wantCode(t, err, apierr.MissingParameter)
 }
 
-func TestList(t *testing.T) {
+func TestPlacementGroupList(t *testing.T) {
 	s, ctx := newService(t)
 	for _, n := range []string{"a", "b", "c"} {
 		if _, err := s.Create(ctx, acct, Spec{Name: n, Strategy: scheduler.Cluster}); err != nil {
@@ -242,7 +242,7 @@ func TestList(t *testing.T) {
 	}
 }
 
-func TestDelete(t *testing.T) {
+func TestPlacementGroupDelete(t *testing.T) {
 	s, ctx := newService(t)
 	busy := map[string]bool{}
 	s.InUse = func(_ context.Context, account, id string) (bool, error) { return busy[id], nil }
@@ -283,7 +283,7 @@ func TestDelete(t *testing.T) {
 
 // A launch that puts the record back between Delete's look and its write
 // makes Delete ask InUse again, and see the new member.
-func TestDeleteRacesLaunch(t *testing.T) {
+func TestPlacementGroupDeleteRacesLaunch(t *testing.T) {
 	for _, memberAfter := range []bool{true, false} {
 		t.Run(fmt.Sprint("member=", memberAfter), func(t *testing.T) {
 			s, ctx := newService(t)

@@ -12,6 +12,7 @@ import (
 	"nubo/internal/eni"
 	"nubo/internal/instance"
 	"nubo/internal/keypair"
+	"nubo/internal/placementgroup"
 	"nubo/internal/resource"
 	"nubo/internal/secgroup"
 	"nubo/internal/snapshot"
@@ -37,6 +38,8 @@ type API struct {
 	ENIs *eni.Service
 	// Snapshots keeps EBS snapshots.
 	Snapshots *snapshot.Service
+	// PlacementGroups keeps placement groups (nil: not offered).
+	PlacementGroups *placementgroup.Service
 	// Console returns an instance's console output and when it was taken.
 	Console func(ctx context.Context, id string) ([]byte, time.Time, error)
 }
@@ -144,6 +147,10 @@ func (a *API) Actions() map[string]ec2query.Handler {
 		"DescribeSnapshotAttribute": a.describeSnapshotAttribute,
 		"ModifySnapshotAttribute":   a.modifySnapshotAttribute,
 		"ResetSnapshotAttribute":    a.resetSnapshotAttribute,
+
+		"CreatePlacementGroup":    a.withPlacementGroups(a.createPlacementGroup),
+		"DescribePlacementGroups": a.withPlacementGroups(a.describePlacementGroups),
+		"DeletePlacementGroup":    a.withPlacementGroups(a.deletePlacementGroup),
 	}
 }
 
