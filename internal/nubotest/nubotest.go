@@ -181,9 +181,13 @@ func (s *Server) Config(a *account.Account) (aws.Config, error) {
 		BaseEndpoint: aws.String(s.Endpoint),
 		// One attempt: a retry would hide what a test should see.
 		RetryMaxAttempts: 1,
-		HTTPClient:       &http.Client{Transport: bufferedTransport{transport}},
+		HTTPClient:       HTTPClient,
 	}, nil
 }
+
+// HTTPClient is the HTTP client for aws-sdk-go-v2 in tests: it buffers
+// responses (see bufferedTransport) and keeps idle connections.
+var HTTPClient = &http.Client{Transport: bufferedTransport{transport}}
 
 // transport keeps enough idle connections for concurrent benchmark clients.
 var transport = func() *http.Transport {

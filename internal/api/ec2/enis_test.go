@@ -25,12 +25,7 @@ import (
 // default VPC has its default subnet in us-east-1a and, made here, a
 // second subnet in us-east-1b (instances launch in us-east-1a only).
 type eniEnv struct {
-	c *ec2.Client
-	// rc is c retrying, for the read-only helpers: over a reused
-	// keep-alive connection aws-sdk-go-v2 now and then fails to read a
-	// whole 200 answer ("use of closed network connection",
-	// aws/aws-sdk-go-v2#1825, #2737), and c does not retry.
-	rc       *ec2.Client
+	c        *ec2.Client
 	v        *igEnv
 	vpcID    string
 	subnet   string // the default subnet, us-east-1a, 172.31.0.0/20
@@ -57,8 +52,7 @@ func newENIEnv(t *testing.T) *eniEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &eniEnv{c: c, v: v, vpcID: def.ID, defGroup: g.ID,
-		rc: ec2.New(c.Options(), func(o *ec2.Options) { o.RetryMaxAttempts = 3 })}
+	e := &eniEnv{c: c, v: v, vpcID: def.ID, defGroup: g.ID}
 	sns, err := c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{})
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +106,7 @@ func (e *eniEnv) create(t *testing.T, in *ec2.CreateNetworkInterfaceInput) types
 
 func (e *eniEnv) describe(t *testing.T, id string) types.NetworkInterface {
 	t.Helper()
-	out, err := e.rc.DescribeNetworkInterfaces(tctx(t), &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{id}})
+	out, err := e.c.DescribeNetworkInterfaces(tctx(t), &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{id}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +118,7 @@ func (e *eniEnv) describe(t *testing.T, id string) types.NetworkInterface {
 
 func (e *eniEnv) filter(t *testing.T, name string, values ...string) []string {
 	t.Helper()
-	out, err := e.rc.DescribeNetworkInterfaces(tctx(t), &ec2.DescribeNetworkInterfacesInput{Filters: []types.Filter{{Name: aws.String(name), Values: values}}})
+	out, err := e.c.DescribeNetworkInterfaces(tctx(t), &ec2.DescribeNetworkInterfacesInput{Filters: []types.Filter{{Name: aws.String(name), Values: values}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1118,7 +1112,7 @@ func TestInstanceFiltersByInterface(t *testing.T) {
 		"network-interface.mac-address":                  aws.ToString(n.MacAddress),
 		"network-interface.attachment.device-index":      "1",
 	} {
-		out, err := e.rc.DescribeInstances(tctx(t), &ec2.DescribeInstancesInput{Filters: []types.Filter{{Name: aws.String(name), Values: []string{value}}}})
+		out, err := e.c.DescribeInstances(tctx(t), &ec2.DescribeInstancesInput{Filters: []types.Filter{{Name: aws.String(name), Values: []string{value}}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1143,7 +1137,7 @@ func TestInstanceSourceDestCheck(t *testing.T) {
 		SourceDestCheck: &types.AttributeBooleanValue{Value: aws.Bool(false)}}); err != nil {
 		t.Fatal(err)
 	}
-	d, err := e.rc.DescribeInstances(tctx(t), &ec2.DescribeInstancesInput{InstanceIds: []string{aws.ToString(in.InstanceId)}})
+	d, err := e.c.DescribeInstances(tctx(t), &ec2.DescribeInstancesInput{InstanceIds: []string{aws.ToString(in.InstanceId)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1151,7 +1145,7 @@ func TestInstanceSourceDestCheck(t *testing.T) {
 	if aws.ToBool(got.SourceDestCheck) || aws.ToBool(got.NetworkInterfaces[0].SourceDestCheck) {
 		t.Fatalf("SourceDestCheck %v, interface %v; want false", aws.ToBool(got.SourceDestCheck), aws.ToBool(got.NetworkInterfaces[0].SourceDestCheck))
 	}
-	attr, err := e.rc.DescribeInstanceAttribute(tctx(t), &ec2.DescribeInstanceAttributeInput{InstanceId: in.InstanceId, Attribute: types.InstanceAttributeNameSourceDestCheck})
+	attr, err := e.c.DescribeInstanceAttribute(tctx(t), &ec2.DescribeInstanceAttributeInput{InstanceId: in.InstanceId, Attribute: types.InstanceAttributeNameSourceDestCheck})
 	if err != nil || attr.SourceDestCheck == nil || aws.ToBool(attr.SourceDestCheck.Value) {
 		t.Fatalf("DescribeInstanceAttribute sourceDestCheck: %+v %v", attr, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"nubo/internal/nubotest"
 	"nubo/internal/store/storetest"
 	"strings"
 	"testing"
@@ -52,7 +53,7 @@ func newSGEnv(t *testing.T) *sgEnv {
 		}}
 	srv := httptest.NewServer(q)
 	t.Cleanup(srv.Close)
-	c := ec2.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1,
+	c := ec2.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1, HTTPClient: nubotest.HTTPClient,
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")})
 
 	env := &sgEnv{c: c, st: st, groups: groups}
