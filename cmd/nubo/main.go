@@ -24,8 +24,8 @@ import (
 	"nubo/internal/account"
 	"nubo/internal/daemon"
 	"nubo/internal/image"
-	"nubo/internal/instance"
 	"nubo/internal/runtime/runc"
+	"nubo/internal/topology"
 )
 
 const usage = `nubo is a real EC2 you run yourself.
@@ -86,9 +86,12 @@ func serve(args []string) error {
 	zones := fl.String("zones", "a,b,c", "availability zone letters of the region")
 	level := fl.String("log-level", "info", "debug, info, warn or error")
 	imageDir := fl.String("image-dir", "", "where built images are kept (default DATA_DIR/images)")
-	hostName := fl.String("host-name", "", "this host's name (default the machine's hostname)")
-	vcpus := fl.Int("host-vcpus", 64*goruntime.NumCPU(), "vCPUs this host offers to instances (containers share cores)")
-	memMiB := fl.Int64("host-memory-mib", 4*hostMemoryMiB(), "memory this host offers to instances, MiB (limits, not reservations)")
+	hostName := fl.String("host-name", "", "this machine's name, which its agent serves hosts under (default the machine's hostname)")
+	racks := fl.Int("racks", 8, "racks of hosts this machine serves in every availability zone")
+	perRack := fl.Int("hosts-per-rack", 2, "hosts in each rack")
+	vcpus := fl.Int("host-vcpus", 64*goruntime.NumCPU(), "vCPUs each host offers to instances (containers share cores)")
+	memMiB := fl.Int64("host-memory-mib", 4*hostMemoryMiB(), "memory each host offers to instances, MiB (limits, not reservations)")
+	slots := fl.Int("host-slots", 0, "most instances each host runs at once (0: no limit)")
 	ttl := fl.Duration("terminated-ttl", time.Hour, "how long terminated instances stay visible")
 	pool := fl.String("public-pool", "198.18.0.0/15", "the range public and Elastic IPs come from; the host routes it to nubo (never off this machine)")
 	netPrefix := fl.String("net-prefix", "nubo", "prefix of the network namespaces nubo makes")
@@ -109,6 +112,9 @@ func serve(args []string) error {
 	if *hostName == "" {
 		*hostName, _ = os.Hostname()
 	}
+	if *racks < 1 || *perRack < 1 || *slots < 0 || *vcpus < 1 || *memMiB < 1 {
+		return fmt.Errorf("--racks, --hosts-per-rack, --host-vcpus and --host-memory-mib must be at least 1, --host-slots at least 0")
+	}
 
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
@@ -124,7 +130,8 @@ func serve(args []string) error {
 		Region:        *region,
 		Zones:         splitList(*zones),
 		ImageDir:      *imageDir,
-		Host:          instance.Host{Name: *hostName, VCPUs: *vcpus, MemoryMiB: *memMiB},
+		Machine:       *hostName,
+		Layout:        topology.Layout{Racks: *racks, HostsPerRack: *perRack, VCPUs: *vcpus, MemoryMiB: *memMiB, Slots: *slots},
 		TerminatedTTL: *ttl,
 		PublicPool:    publicPool.Masked(),
 		NetPrefix:     *netPrefix,

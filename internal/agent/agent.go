@@ -261,7 +261,7 @@ func (a *Agent) reconcileKey(ctx context.Context, key string) (err error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return a.removeOrphan(ctx, key[strings.LastIndex(key, "/")+1:])
 	}
-	if err != nil || in.Host != a.Host {
+	if err != nil || in.MachineName() != a.Host {
 		return err
 	}
 	return a.reconcile(ctx, key, rev, in)

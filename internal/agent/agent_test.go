@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"nubo/internal/store/storetest"
+	"nubo/internal/topology"
+	"nubo/internal/topology/topologytest"
 	"os"
 	"sync"
 	"testing"
@@ -52,12 +54,9 @@ func newEnv(t *testing.T, vcpus int) *env {
 	if err := reg.EnsurePublic(ctx, im); err != nil {
 		t.Fatal(err)
 	}
-	host := instance.Host{Name: "h1", VCPUs: vcpus, MemoryMiB: 1 << 20}
-	if err := st.Apply(ctx, store.Op{Key: instance.HostKey("h1"), Value: host, ModRev: -1}); err != nil {
-		t.Fatal(err)
-	}
+	topologytest.Serve(t, st, "us-east-1", "h1", topology.Layout{Zones: []string{"us-east-1a"}, VCPUs: vcpus})
 	v := &env{st: st, rt: fake.New(), net: netfake.New(netfake.Config{PublicRange: netip.MustParsePrefix("198.18.0.0/24")}), roots: &fakeRoots{mounted: map[string]bool{}, deleted: map[string]bool{}}, blocks: newFakeBlocks(), image: im.ID, dir: t.TempDir()}
-	v.svc = &instance.Service{Store: st, Region: "us-east-1", Zones: []string{"us-east-1a"}, Host: "h1", Images: reg, KeyPairs: &keypair.Service{Store: st},
+	v.svc = &instance.Service{Store: st, Region: "us-east-1", Zones: []string{"us-east-1a"}, Images: reg, KeyPairs: &keypair.Service{Store: st},
 		VPCs:   &vpc.Service{Store: st, Region: "us-east-1", Zones: []vpc.Zone{{Name: "us-east-1a", ID: "use1-az1"}}},
 		Public: &vpc.PublicPool{Store: st, Prefix: netip.MustParsePrefix("198.18.0.0/24")}}
 	v.startAgent(t)
@@ -425,11 +424,11 @@ func TestAgentReleasesLeakedCapacity(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	v.wait(t, id, instance.Stopped)
+	host := v.wait(t, id, instance.Stopped).Host
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		var a instance.Allocation
-		if _, err := v.st.GetRev(ctx, instance.AllocationKey("h1"), &a); err != nil {
+		var a topology.Allocation
+		if _, err := v.st.GetRev(ctx, topology.AllocationKey(host), &a); err != nil {
 			t.Fatal(err)
 		}
 		if _, held := a.Instances[id]; !held {

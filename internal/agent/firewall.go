@@ -182,7 +182,7 @@ func (a *Agent) firewall(ctx context.Context, sc resource.Scope, vpcID string) (
 				mine = append(mine, id)
 			}
 		}
-		if in.Host != a.Host || len(mine) == 0 || !hasNetwork(in) {
+		if in.MachineName() != a.Host || len(mine) == 0 || !hasNetwork(in) {
 			continue
 		}
 		if len(mine) > network.MaxGroupsPerPort {
@@ -227,7 +227,7 @@ func (a *Agent) firewall(ctx context.Context, sc resource.Scope, vpcID string) (
 		if att == nil || att.DeviceIndex == 0 || len(mine) == 0 {
 			continue
 		}
-		if in, ok := byID[att.InstanceID]; !ok || in.Host != a.Host || !hasNetwork(in) {
+		if in, ok := byID[att.InstanceID]; !ok || in.MachineName() != a.Host || !hasNetwork(in) {
 			continue
 		}
 		fw.Ports = append(fw.Ports, network.Port{InstanceID: att.InstanceID, Device: att.DeviceIndex, Groups: mine[:min(len(mine), network.MaxGroupsPerPort)]})

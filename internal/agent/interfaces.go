@@ -47,7 +47,7 @@ func (a *Agent) reconcileInterface(ctx context.Context, key string) error {
 		}
 		return nil
 	}
-	if err != nil || in.Host != a.Host {
+	if err != nil || in.MachineName() != a.Host {
 		return err
 	}
 	// A booting instance gets its cards from its boot (attachNetwork):

@@ -19,6 +19,7 @@ import (
 	"nubo/internal/resource"
 	"nubo/internal/runtime"
 	"nubo/internal/store"
+	"nubo/internal/topology"
 	"nubo/internal/volume"
 	"nubo/internal/vpc"
 )
@@ -45,7 +46,7 @@ func (a *Agent) reconcile(ctx context.Context, key string, rev int64, in instanc
 		// between its two writes would have kept it held. Release it again,
 		// unless the record changed since (a start took it back).
 		held := store.Op{Key: key, ModRev: rev, Check: true}
-		if err := instance.ReleaseIf(ctx, a.Store, in.Host, held, in.ID); err != nil {
+		if err := topology.ReleaseIf(ctx, a.Store, in.Host, held, in.ID); err != nil {
 			return err
 		}
 		if in.Desired == instance.Stopped {
@@ -221,7 +222,7 @@ func (a *Agent) exited(ctx context.Context, key string, in instance.Instance, co
 	if err != nil {
 		return err
 	}
-	return instance.Release(ctx, a.Store, in.Host, in.ID)
+	return topology.Release(ctx, a.Store, in.Host, in.ID)
 }
 
 func (a *Agent) ensureStopped(ctx context.Context, key string, in instance.Instance) error {

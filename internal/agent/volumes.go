@@ -219,8 +219,8 @@ func (a *Agent) attachVolume(ctx context.Context, key string, sc resource.Scope,
 	if err != nil {
 		return err
 	}
-	if in.Host != a.Host {
-		return fmt.Errorf("volume %s: instance %s runs on host %s; volumes attach only to instances on their own host", v.ID, in.ID, in.Host)
+	if in.MachineName() != a.Host {
+		return fmt.Errorf("volume %s: instance %s runs on host %s; volumes attach only to instances on their own machine", v.ID, in.ID, in.MachineName())
 	}
 	if _, err := a.Runtime.State(ctx, in.ID); err == nil {
 		if err := a.giveDevice(ctx, sc, v); err != nil {

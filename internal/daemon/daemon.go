@@ -25,10 +25,12 @@ import (
 	"nubo/internal/instance"
 	"nubo/internal/keypair"
 	"nubo/internal/kms"
+	"nubo/internal/placementgroup"
 	"nubo/internal/resource"
 	"nubo/internal/secgroup"
 	"nubo/internal/snapshot"
 	"nubo/internal/store"
+	"nubo/internal/topology"
 	"nubo/internal/volume"
 	"nubo/internal/vpc"
 )
@@ -46,8 +48,11 @@ type Config struct {
 	HostLink      string // the one link nubo adds to the host (default "nubo0")
 	// Egress lets instances with public IPs reach beyond this machine,
 	// through the host (forwarding and a masquerade table); off by default.
-	Egress        bool
-	Host          instance.Host
+	Egress bool
+	// Machine is this machine's name (its agent's); Layout the hosts it
+	// serves in every zone (Zones are filled in from the region).
+	Machine       string
+	Layout        topology.Layout
 	TerminatedTTL time.Duration
 	Log           *slog.Logger
 	// Ready, if set, is called with the endpoint URL once requests are served.
@@ -122,13 +127,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	// Volumes go to the instances' one host until the scheduler.
-	volumes := &volume.Service{Store: st, Host: cfg.Host.Name, Zones: zones, KMS: &kms.Service{Store: st}}
+	// Volumes are kept on this machine's disks (one machine for now).
+	volumes := &volume.Service{Store: st, Host: cfg.Machine, Zones: zones, KMS: &kms.Service{Store: st}}
 	snapshots := &snapshot.Service{Store: st, Volumes: volumes, KMS: volumes.KMS}
 	volumes.Snapshots = snapshots // CreateVolume restores them
 	amis := &ami.Maker{Images: images, Volumes: volumes, Snapshots: snapshots}
 	images.Settle = amis.Settle          // pending AMIs: available once their snapshots are
 	snapshots.InUse = amis.SnapshotInUse // DeleteSnapshot: InvalidSnapshot.InUse
+	cfg.Layout.Zones = zones
 	host, err := startHost(ctx, cfg, st, images, vpcs, metadata.Serve)
 	if err != nil {
 		return err
@@ -139,7 +145,7 @@ func Run(ctx context.Context, cfg Config) error {
 		KeyPairs: keys,
 		Tags:     resource.Tagger{Store: st},
 		Images:   images,
-		Instances: &instance.Service{Store: st, Region: cfg.Region, Zones: zones, Host: cfg.Host.Name, Images: images, KeyPairs: keys,
+		Instances: &instance.Service{Store: st, Region: cfg.Region, Zones: zones, Images: images, KeyPairs: keys,
 			VPCs: vpcs, Public: &vpc.PublicPool{Store: st, Prefix: cfg.PublicPool}},
 		Console: host.agent.Console,
 		VPCs:    vpcs,
@@ -152,6 +158,8 @@ func Run(ctx context.Context, cfg Config) error {
 	api.Instances.Volumes = volumes // root volumes are block volumes
 	api.ENIs = &eni.Service{Store: st, VPCs: vpcs}
 	api.Instances.ENIs = api.ENIs
+	api.PlacementGroups = &placementgroup.Service{Store: st, Region: cfg.Region, InUse: api.Instances.InGroup}
+	api.Instances.PlacementGroups = api.PlacementGroups.Lookup
 	if err := api.Instances.AdoptInterfaces(ctx); err != nil { // instances older than interface records
 		log.Warn("adopting primary interfaces", "err", err)
 	}

@@ -15,7 +15,6 @@ import (
 	"nubo/internal/ami"
 	"nubo/internal/blockstore"
 	"nubo/internal/image"
-	"nubo/internal/instance"
 	"nubo/internal/kms"
 	"nubo/internal/network"
 	netlinux "nubo/internal/network/linux"
@@ -23,6 +22,7 @@ import (
 	"nubo/internal/runtime/runc"
 	"nubo/internal/snapstore"
 	"nubo/internal/store"
+	"nubo/internal/topology"
 	"nubo/internal/volume"
 	"nubo/internal/vpc"
 )
@@ -34,10 +34,15 @@ type host struct {
 	blocks *blockstore.Store
 	snaps  *snapstore.Store
 	cancel context.CancelFunc
+	unlive func()
 	wg     sync.WaitGroup
 }
 
+// liveTTL is how long a machine that died stays live.
+const liveTTL = 10 * time.Second
+
 func (h *host) stop() {
+	h.unlive()
 	h.cancel()
 	h.wg.Wait()
 	_ = h.net.Close()    // stops the VPC resolvers; instances keep their network
@@ -103,8 +108,8 @@ func startHost(ctx context.Context, cfg Config, st *store.Store, images *ami.Reg
 	if err != nil {
 		return nil, fmt.Errorf("opening the EBS snapshot store: %w", err)
 	}
-	if err := st.Apply(ctx, store.Op{Key: instance.HostKey(cfg.Host.Name), Value: cfg.Host, ModRev: -1}); err != nil {
-		return nil, fmt.Errorf("registering host %s: %w", cfg.Host.Name, err)
+	if _, err := topology.Register(ctx, st, cfg.Region, cfg.Machine, cfg.Layout); err != nil {
+		return nil, err
 	}
 	builder := &image.Builder{Dir: cfg.ImageDir, Log: cfg.Log}
 	if err := registerImages(ctx, builder, images); err != nil {
@@ -113,7 +118,7 @@ func startHost(ctx context.Context, cfg Config, st *store.Store, images *ami.Reg
 	// runc puts instance <id> in cgroup /nubo/<id> of every v1 hierarchy.
 	freezer := &snapstore.Freezer{Root: "/sys/fs/cgroup/freezer/nubo", Log: cfg.Log.With("component", "freezer")}
 	a := &agent.Agent{
-		Store: st, Host: cfg.Host.Name, Runtime: rt, Network: nd, VPCs: vpcs,
+		Store: st, Host: cfg.Machine, Runtime: rt, Network: nd, VPCs: vpcs,
 		Roots:         volume.Roots{Dir: filepath.Join(cfg.DataDir, "volumes")},
 		Blocks:        blocks,
 		Keys:          &kms.Service{Store: st},
@@ -126,7 +131,13 @@ func startHost(ctx context.Context, cfg Config, st *store.Store, images *ami.Reg
 		TerminatedTTL: cfg.TerminatedTTL,
 	}
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	h := &host{agent: a, net: nd, blocks: blocks, snaps: snaps, cancel: cancel}
+	// The hosts take instances while this machine's agent runs.
+	unlive, err := topology.Live(hctx, st, cfg.Machine, liveTTL, cfg.Log)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("reporting %s live: %w", cfg.Machine, err)
+	}
+	h := &host{agent: a, net: nd, blocks: blocks, snaps: snaps, cancel: cancel, unlive: unlive}
 	h.wg.Add(2)
 	go func() {
 		defer h.wg.Done()

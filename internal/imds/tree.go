@@ -176,14 +176,10 @@ func (v *view) metaData() (map[string]node, error) {
 		"mac":                  leaf(in.MAC),
 		"managed-ssh-keys":     fixed(map[string]node{"active-keys": dir(v.activeKeys)}),
 		"network":              fixed(map[string]node{"interfaces": fixed(map[string]node{"macs": dir(v.macs)})}),
-		"placement": fixed(map[string]node{
-			"availability-zone":    leaf(in.Zone),
-			"availability-zone-id": lazy(v.zoneID),
-			"region":               leaf(v.s.Region),
-		}),
-		"reservation-id":  leaf(in.ReservationID),
-		"security-groups": lazy(func() (string, error) { return v.groupNames(in.SecurityGroups), nil }),
-		"services":        fixed(map[string]node{"domain": leaf("amazonaws.com"), "partition": leaf("aws")}),
+		"placement":            fixed(placement(in, v.zoneID, v.s.Region)),
+		"reservation-id":       leaf(in.ReservationID),
+		"security-groups":      lazy(func() (string, error) { return v.groupNames(in.SecurityGroups), nil }),
+		"services":             fixed(map[string]node{"domain": leaf("amazonaws.com"), "partition": leaf("aws")}),
 	}
 	if in.PublicIP != "" {
 		m["public-ipv4"] = leaf(in.PublicIP)
@@ -460,4 +456,24 @@ func (v *view) activeKeys() (map[string]node, error) {
 		}
 	}
 	return out, nil
+}
+
+// placement is placement/: the zone and region, and the placement group,
+// partition and host where the instance has them.
+func placement(in instance.Instance, zoneID func() (string, error), region string) map[string]node {
+	m := map[string]node{
+		"availability-zone":    leaf(in.Zone),
+		"availability-zone-id": lazy(zoneID),
+		"region":               leaf(region),
+	}
+	if in.PlacementGroupName != "" {
+		m["group-name"] = leaf(in.PlacementGroupName)
+	}
+	if in.Partition != 0 {
+		m["partition-number"] = leaf(strconv.Itoa(in.Partition))
+	}
+	if strings.HasPrefix(in.Host, "h-") {
+		m["host-id"] = leaf(in.Host)
+	}
+	return m
 }

@@ -47,6 +47,7 @@ var (
 	ReasonOSShutdown    = &Reason{"Client.InstanceInitiatedShutdown", "Client.InstanceInitiatedShutdown: Instance initiated shutdown"}
 	ReasonPending       = &Reason{"pending", "pending"}
 	ReasonCrashed       = &Reason{"Server.InternalError", "Server.InternalError: The instance's processes ended unexpectedly"}
+	ReasonHostFailed    = &Reason{"Server.InternalError", "Server.InternalError: The host the instance ran on failed"}
 	ReasonNoCapacity    = &Reason{"Server.InsufficientInstanceCapacity", "Server.InsufficientInstanceCapacity: Insufficient capacity to satisfy start request"}
 )
 
@@ -65,7 +66,17 @@ type Instance struct {
 	// for the instance, as in EC2.
 	PublicKey   string `json:"publicKey,omitempty"`
 	Zone        string `json:"zone"`
-	Host        string `json:"host"`
+	// Host is where the instance runs, or last ran (package topology);
+	// Machine is the machine whose agent serves that host ("" in records
+	// from before topologies, whose Host was the machine).
+	Host    string `json:"host"`
+	Machine string `json:"machine,omitempty"`
+	// The placement group (ID and name) and partition (1..7 in a partition
+	// group, else 0) the instance belongs to, and its tenancy ("" default).
+	PlacementGroupID   string `json:"placementGroupId,omitempty"`
+	PlacementGroupName string `json:"placementGroupName,omitempty"`
+	Partition          int    `json:"partition,omitempty"`
+	Tenancy            string `json:"tenancy,omitempty"`
 	UserData    string `json:"userData,omitempty"` // base64, as given
 	ClientToken string `json:"clientToken,omitempty"`
 
@@ -156,6 +167,14 @@ func (o MetadataOptions) Over(base MetadataOptions) MetadataOptions {
 		base.HTTPProtocolIPv6 = o.HTTPProtocolIPv6
 	}
 	return base
+}
+
+// MachineName is the machine whose agent runs the instance.
+func (in Instance) MachineName() string {
+	if in.Machine != "" {
+		return in.Machine
+	}
+	return in.Host
 }
 
 // Key is where an instance's record lives.

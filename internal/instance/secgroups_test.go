@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/netip"
 	"nubo/internal/store/storetest"
+	"nubo/internal/topology"
+	"nubo/internal/topology/topologytest"
 	"reflect"
 	"strings"
 	"testing"
@@ -31,10 +33,8 @@ func newService(t *testing.T) (*Service, string) {
 	if err := reg.EnsurePublic(ctx, im); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Apply(ctx, store.Op{Key: HostKey("h1"), Value: Host{Name: "h1", VCPUs: 64, MemoryMiB: 1 << 20}, ModRev: -1}); err != nil {
-		t.Fatal(err)
-	}
-	return &Service{Store: st, Region: "us-east-1", Zones: []string{"us-east-1a"}, Host: "h1", Images: reg, KeyPairs: &keypair.Service{Store: st},
+	topologytest.Serve(t, st, "us-east-1", "h1", topology.Layout{Zones: []string{"us-east-1a"}, VCPUs: 64})
+	return &Service{Store: st, Region: "us-east-1", Zones: []string{"us-east-1a"}, Images: reg, KeyPairs: &keypair.Service{Store: st},
 		VPCs:   &vpc.Service{Store: st, Region: "us-east-1", Zones: []vpc.Zone{{Name: "us-east-1a", ID: "use1-az1"}}},
 		Public: &vpc.PublicPool{Store: st, Prefix: netip.MustParsePrefix("198.18.0.0/24")}}, im.ID
 }

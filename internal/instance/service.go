@@ -18,6 +18,8 @@ import (
 	"nubo/internal/eni"
 	"nubo/internal/keypair"
 	"nubo/internal/resource"
+	"nubo/internal/scheduler"
+	"nubo/internal/topology"
 	"nubo/internal/store"
 	"nubo/internal/volume"
 	"nubo/internal/vpc"
@@ -28,7 +30,6 @@ type Service struct {
 	Store    *store.Store
 	Region   string
 	Zones    []string
-	Host     string // the host new instances go to (one host until the scheduler)
 	Images   *ami.Registry
 	KeyPairs *keypair.Service
 	VPCs     *vpc.Service
@@ -37,7 +38,9 @@ type Service struct {
 	// snapshottable); nil keeps them overlays on the host's disk (tests).
 	Volumes *volume.Service
 	ENIs    *eni.Service
-	Now     func() time.Time
+	// PlacementGroups resolves Placement.GroupName and GroupId; nil: none.
+	PlacementGroups GroupLookup
+	Now             func() time.Time
 }
 
 // MaxLaunch is the most instances one RunInstances launches (EC2's
@@ -72,6 +75,12 @@ type RunSpec struct {
 	// interface, and interfaces at device indexes 1 and up.
 	Primary PrimarySpec      `json:",omitzero"`
 	Extra   []ExtraInterface `json:",omitempty"`
+	// Placement: a placement group by name or ID, a partition in it (0:
+	// the scheduler's choice), and the tenancy ("" default).
+	PlacementGroupName string `json:",omitempty"`
+	PlacementGroupID   string `json:",omitempty"`
+	PartitionNumber    int    `json:",omitempty"`
+	Tenancy            string `json:",omitempty"`
 }
 
 // Reservation is what RunInstances answers.
@@ -158,6 +167,10 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 		return Reservation{}, apierr.New("InstanceLimitExceeded", "You have requested more instances (%d) than your current instance limit of %d allows.", spec.MinCount, MaxLaunch)
 	}
 	spec.MaxCount = min(spec.MaxCount, MaxLaunch)
+	group, err := s.lookupGroup(ctx, account, spec.PlacementGroupName, spec.PlacementGroupID)
+	if err != nil {
+		return Reservation{}, err
+	}
 	hash := spec.hash()
 	idemKey := store.Root + "idem/" + account + "/" + s.Region + "/RunInstances/" + spec.ClientToken
 
@@ -178,46 +191,51 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 		if err != nil {
 			return Reservation{}, err
 		}
-		var host Host
-		if _, err := s.Store.Get(ctx, HostKey(s.Host), &host); err != nil {
-			return Reservation{}, fmt.Errorf("reading host %s: %w", s.Host, err)
-		}
-		var alloc Allocation
-		rev, err := s.Store.GetRev(ctx, AllocationKey(s.Host), &alloc)
+		view, err := topology.Read(ctx, s.Store)
 		if err != nil {
 			return Reservation{}, err
 		}
-		use := Usage{VCPUs: int(it.VCpuInfo.DefaultVCpus), MemoryMiB: it.MemoryInfo.SizeInMiB}
-		n := spec.MaxCount
-		for n >= spec.MinCount && !host.Fits(alloc, repeat(use, n)) {
-			n--
-		}
-		if n < spec.MinCount {
-			return Reservation{}, apierr.New("InsufficientInstanceCapacity",
-				"We currently do not have sufficient %s capacity to launch %d instance(s). Host %s has %d vCPUs and %d MiB, %d vCPUs and %d MiB in use.",
-				spec.InstanceType, spec.MinCount, host.Name, host.VCPUs, host.MemoryMiB, alloc.Sum().VCPUs, alloc.Sum().MemoryMiB)
-		}
-		res, ops, err := s.newReservation(ctx, account, spec, im, n, sn, root)
+		ps, err := scheduler.Place(scheduler.Request{
+			MinCount: spec.MinCount, MaxCount: spec.MaxCount, Zone: sn.Zone,
+			VCPUs: int(it.VCpuInfo.DefaultVCpus), MemoryMiB: it.MemoryInfo.SizeInMiB,
+			Account: account, Tenancy: spec.Tenancy, Group: group.sched(), Partition: spec.PartitionNumber,
+		}, view.Scheduling(nil, ""))
 		if err != nil {
 			return Reservation{}, err
 		}
+		places := make([]place, len(ps))
+		for i, p := range ps {
+			h, _ := view.Host(p.Host)
+			places[i] = place{host: h.ID, machine: h.Machine, partition: p.Partition}
+		}
+		res, ops, err := s.newReservation(ctx, account, spec, im, places, sn, root)
+		if err != nil {
+			return Reservation{}, err
+		}
+		ids, hosts, uses := make([]string, len(ps)), make([]string, len(ps)), make([]topology.Usage, len(ps))
 		for i := range res.Instances {
-			res.Instances[i].SecurityGroups = groups
-			res.Instances[i].PublicKey = publicKey
+			in := &res.Instances[i]
+			in.SecurityGroups = groups
+			in.PublicKey = publicKey
+			in.Tenancy = spec.Tenancy
+			if group != nil {
+				in.PlacementGroupID, in.PlacementGroupName = group.ID, group.Name
+			}
+			ids[i], hosts[i], uses[i] = in.ID, in.Host, usage(it, *in)
+		}
+		ops = append(ops, view.Take(ids, hosts, uses)...)
+		if group != nil {
+			op, err := s.groupOp(ctx, group)
+			if err != nil {
+				return Reservation{}, err
+			}
+			ops = append(ops, op)
 		}
 		ops = append(ops, checks...)
 		if ops, err = s.interfaces(ctx, account, spec, sn, public, &res, ops); err != nil {
 			return Reservation{}, err
 		}
-		if alloc.Instances == nil {
-			alloc.Instances = map[string]Usage{}
-		}
-		prior := idempotency{Hash: hash, ReservationID: res.ID}
-		for _, in := range res.Instances {
-			alloc.Instances[in.ID] = use
-			prior.InstanceIDs = append(prior.InstanceIDs, in.ID)
-		}
-		ops = append(ops, store.Op{Key: AllocationKey(s.Host), Value: alloc, ModRev: rev})
+		prior := idempotency{Hash: hash, ReservationID: res.ID, InstanceIDs: ids}
 		if spec.ClientToken != "" {
 			ops = append(ops, store.Op{Key: idemKey, Value: prior})
 		}
@@ -233,14 +251,20 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 	return Reservation{}, apierr.New("RequestLimitExceeded", "Too many concurrent launches; retry.")
 }
 
-func (s *Service) newReservation(ctx context.Context, account string, spec RunSpec, im ami.Image, n int, sn vpc.Subnet, root *volume.RootPlan) (Reservation, []store.Op, error) {
+// place is where the scheduler put one instance.
+type place struct {
+	host, machine string
+	partition     int
+}
+
+func (s *Service) newReservation(ctx context.Context, account string, spec RunSpec, im ami.Image, places []place, sn vpc.Subnet, root *volume.RootPlan) (Reservation, []store.Op, error) {
 	now := s.now()
 	res := Reservation{ID: resource.NewID(resource.Reservation), Account: account}
 	var ops []store.Op
 	tags, _ := resource.Merge("", nil, spec.Tags)
 	vtags, _ := resource.Merge("", nil, spec.VolumeTags)
 	checked := map[string]bool{} // snapshots the data volumes are made of
-	for i := 0; i < n; i++ {
+	for i, p := range places {
 		in := Instance{
 			Meta:                  resource.Meta{ID: resource.NewID(resource.Instance), Tags: tags, CreateTime: now},
 			Account:               account,
@@ -253,7 +277,9 @@ func (s *Service) newReservation(ctx context.Context, account string, spec RunSp
 			Zone:                  sn.Zone,
 			VPCID:                 sn.VPCID,
 			SubnetID:              sn.ID,
-			Host:                  s.Host,
+			Host:                  p.host,
+			Machine:               p.machine,
+			Partition:             p.partition,
 			UserData:              spec.UserData,
 			ClientToken:           spec.ClientToken,
 			Desired:               Running,
@@ -278,7 +304,7 @@ func (s *Service) newReservation(ctx context.Context, account string, spec RunSp
 		vol := volume.Volume{
 			Meta:    resource.Meta{ID: in.RootVolumeID, Tags: vtags, CreateTime: now},
 			SizeGiB: spec.RootSizeGiB, Zone: sn.Zone, Type: "gp3", Iops: 3000, Throughput: 125,
-			State: "in-use", ImageID: im.ID, Host: s.Host,
+			State: "in-use", ImageID: im.ID, Host: p.machine,
 			Attachment: &volume.Attachment{InstanceID: in.ID, Device: im.RootDevice, AttachTime: now, DeleteOnTermination: spec.DeleteOnTermination},
 		}
 		if root != nil {
@@ -555,7 +581,7 @@ func (s *Service) release(ctx context.Context, account string, changes []Change)
 		byHost[in.Host] = append(byHost[in.Host], c.ID)
 	}
 	for host, ids := range byHost {
-		if err := Release(ctx, s.Store, host, ids...); err != nil {
+		if err := topology.Release(ctx, s.Store, host, ids...); err != nil {
 			return err
 		}
 	}
@@ -594,30 +620,14 @@ func (s *Service) startOne(ctx context.Context, account, id string) (Change, err
 		default:
 			return Change{}, apierr.New("IncorrectInstanceState", "The instance '%s' is not in a state from which it can be started.", id)
 		}
-		it, _ := catalog.LookupInstanceType(in.InstanceType)
-		use := Usage{VCPUs: int(it.VCpuInfo.DefaultVCpus), MemoryMiB: it.MemoryInfo.SizeInMiB}
-		var host Host
-		if _, err := s.Store.Get(ctx, HostKey(in.Host), &host); err != nil {
-			return Change{}, fmt.Errorf("reading host %s: %w", in.Host, err)
-		}
-		var alloc Allocation
-		arev, err := s.Store.GetRev(ctx, AllocationKey(in.Host), &alloc)
+		ops, err := s.replace(ctx, &in)
 		if err != nil {
 			return Change{}, err
 		}
-		if _, held := alloc.Instances[id]; !held && !host.Fits(alloc, []Usage{use}) {
-			return Change{}, apierr.New("InsufficientInstanceCapacity",
-				"We currently do not have sufficient %s capacity to start instance %s.", in.InstanceType, id)
-		}
-		if alloc.Instances == nil {
-			alloc.Instances = map[string]Usage{}
-		}
-		alloc.Instances[id] = use
 		prev := in.State
 		in.Desired, in.State, in.Boot, in.ForceStop = Running, Pending, in.Boot+1, false
 		in.StateReason, in.StateTransitionReason = ReasonPending, ""
 		in.LaunchTime = s.now()
-		ops := []store.Op{{Key: AllocationKey(in.Host), Value: alloc, ModRev: arev}}
 		if in.AssignPublic && in.PublicIP == "" && in.ElasticIP == "" { // a new public address at every start, as in EC2
 			var avoid []netip.Addr
 			if last, err := netip.ParseAddr(in.LastPublicIP); err == nil {
@@ -673,12 +683,4 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
-}
-
-func repeat(u Usage, n int) []Usage {
-	out := make([]Usage, n)
-	for i := range out {
-		out[i] = u
-	}
-	return out
 }

@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"nubo/internal/apierr"
+	"nubo/internal/instance"
 	"nubo/internal/resource"
 	"nubo/internal/store"
 )
@@ -196,4 +197,14 @@ func (s *Service) Delete(ctx context.Context, account, name, id string) error {
 		}
 	}
 	return fmt.Errorf("deleting placement group %s%s: %w", name, id, store.ErrConflict)
+}
+
+// Lookup is Resolve as instance placement needs it: the group's rules and
+// the key of its record.
+func (s *Service) Lookup(ctx context.Context, account, name, id string) (instance.PlacementGroup, error) {
+	g, _, err := s.Resolve(ctx, account, name, id)
+	if err != nil {
+		return instance.PlacementGroup{}, err
+	}
+	return instance.PlacementGroup{Group: g.Scheduling(), Key: Key(s.scope(account), g.ID)}, nil
 }

@@ -392,9 +392,18 @@ type instanceRecord struct {
 	State               string `json:"state"`
 	Zone                string `json:"zone"`
 	Host                string `json:"host"`
+	Machine             string `json:"machine"` // "": Host is the machine
 	RootDevice          string `json:"rootDevice"`
 	RootVolumeID        string `json:"rootVolumeId"`
 	DeleteOnTermination bool   `json:"deleteOnTermination"`
+}
+
+// machine is where the instance runs (as instance.Instance.MachineName).
+func (in instanceRecord) machine() string {
+	if in.Machine != "" {
+		return in.Machine
+	}
+	return in.Host
 }
 
 func (s *Service) instance(ctx context.Context, sc resource.Scope, id string) (instanceRecord, map[string]json.RawMessage, int64, error) {
@@ -431,9 +440,9 @@ func attachable(v Volume, in instanceRecord) error {
 		return apierr.New(codeInstanceState, "Instance '%s' is %s; volumes attach to running or stopped instances only.", in.ID, in.State)
 	case v.Zone != in.Zone:
 		return apierr.New(codeZoneMismatch, "The volume '%s' is not in the same availability zone as instance '%s' (%s, %s).", v.ID, in.ID, v.Zone, in.Zone)
-	case v.Host != in.Host:
-		return apierr.New(apierr.UnsupportedOperation, "Volume %s is kept on host %s and instance %s runs on host %s; volumes attach only to instances of their host.",
-			v.ID, v.Host, in.ID, in.Host)
+	case v.Host != in.machine():
+		return apierr.New(apierr.UnsupportedOperation, "Volume %s is kept on machine %s and instance %s runs on machine %s; volumes attach only to instances of their machine.",
+			v.ID, v.Host, in.ID, in.machine())
 	}
 	return nil
 }

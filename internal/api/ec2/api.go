@@ -73,6 +73,7 @@ func (a *API) Actions() map[string]ec2query.Handler {
 		"GetConsoleOutput":              a.getConsoleOutput,
 		"DescribeInstanceAttribute":     a.describeInstanceAttribute,
 		"ModifyInstanceAttribute":       a.modifyInstanceAttribute,
+		"ModifyInstancePlacement":       a.modifyInstancePlacement,
 		"ModifyInstanceMetadataOptions": a.modifyInstanceMetadataOptions,
 		"DescribeAccountAttributes":     a.describeAccountAttributes,
 		"CreateVpc":                     a.createVpc,

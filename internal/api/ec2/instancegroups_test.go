@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"net/url"
 	"nubo/internal/store/storetest"
+	"nubo/internal/topology"
+	"nubo/internal/topology/topologytest"
 	"reflect"
 	"testing"
 
@@ -40,14 +42,12 @@ func newIGEnv(t *testing.T) *igEnv {
 	if err := reg.EnsurePublic(ctx, im); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Apply(ctx, store.Op{Key: instance.HostKey("h1"), Value: instance.Host{Name: "h1", VCPUs: 64, MemoryMiB: 1 << 20}, ModRev: -1}); err != nil {
-		t.Fatal(err)
-	}
+	topologytest.Serve(t, st, "us-east-1", "h1", topology.Layout{Zones: []string{"us-east-1a"}, VCPUs: 64})
 	region := NewRegion("us-east-1", "http://localhost", []string{"a"})
 	vpcs := &vpc.Service{Store: st, Region: region.Name, Zones: []vpc.Zone{{Name: "us-east-1a", ID: "use1-az1"}}}
 	kps := &keypair.Service{Store: st}
 	return &igEnv{account: "123456789012", image: im.ID, a: &API{Region: region, KeyPairs: kps, Images: reg, VPCs: vpcs,
-		Instances: &instance.Service{Store: st, Region: region.Name, Zones: []string{"us-east-1a"}, Host: "h1", Images: reg, KeyPairs: kps,
+		Instances: &instance.Service{Store: st, Region: region.Name, Zones: []string{"us-east-1a"}, Images: reg, KeyPairs: kps,
 			VPCs: vpcs, Public: &vpc.PublicPool{Store: st, Prefix: netip.MustParsePrefix("198.18.0.0/24")}}}}
 }
 
@@ -256,7 +256,7 @@ func TestInstanceAttributeGroupSet(t *testing.T) {
 }
 
 // TestRunInstancesPlacementRefused: what Placement asks that nubo has not
-// (placement groups, dedicated tenancy) is refused, never ignored.
+// (unknown groups, Dedicated Hosts) is refused, never ignored.
 func TestRunInstancesPlacementRefused(t *testing.T) {
 	v := newIGEnv(t)
 	base := map[string]string{"ImageId": v.image, "MinCount": "1", "MaxCount": "1", "InstanceType": "t3.micro"}
@@ -267,7 +267,8 @@ func TestRunInstancesPlacementRefused(t *testing.T) {
 		{map[string]string{"Placement.GroupName": "db"}, "InvalidPlacementGroup.Unknown"},
 		{map[string]string{"Placement.GroupId": "pg-0123456789abcdef0"}, "InvalidPlacementGroup.Unknown"},
 		{map[string]string{"Placement.PartitionNumber": "1"}, apierr.InvalidParameterCombination},
-		{map[string]string{"Placement.Tenancy": "dedicated"}, apierr.UnsupportedOperation},
+		{map[string]string{"Placement.Tenancy": "host"}, apierr.UnsupportedOperation},
+		{map[string]string{"Placement.HostId": "h-0123456789abcdef0"}, apierr.UnsupportedOperation},
 		{map[string]string{"Placement.Tenancy": "shared"}, apierr.InvalidParameterValue},
 	} {
 		wantAPICode(t, v.call(t, v.a.runInstances, merged(base, tc.params), nil), tc.code)

@@ -61,7 +61,7 @@ func (a *API) runInstances(ctx context.Context, r *ec2query.Request) (any, error
 	if err := launchInterfaces(p, &spec); err != nil {
 		return nil, err
 	}
-	if err := checkPlacement(p.Member("Placement")); err != nil {
+	if err := launchPlacement(p.Member("Placement"), &spec); err != nil {
 		return nil, err
 	}
 	if spec.SecurityGroupIDs, spec.SecurityGroupNames, err = launchGroups(p); err != nil {
@@ -311,7 +311,31 @@ type hibernationItem struct {
 type placementItem struct {
 	AvailabilityZone string `xml:"availabilityZone"`
 	GroupName        string `xml:"groupName"`
+	GroupID          string `xml:"groupId,omitempty"`
+	PartitionNumber  int    `xml:"partitionNumber,omitempty"`
+	HostID           string `xml:"hostId,omitempty"`
 	Tenancy          string `xml:"tenancy"`
+}
+
+// placementOf is where an instance runs: its zone, group, partition and host.
+func placementOf(in instance.Instance) placementItem {
+	return placementItem{AvailabilityZone: in.Zone, GroupName: in.PlacementGroupName, GroupID: in.PlacementGroupID,
+		PartitionNumber: in.Partition, HostID: hostID(in), Tenancy: tenancyOf(in)}
+}
+
+// hostID is the instance's host, for records placed on a topology's hosts.
+func hostID(in instance.Instance) string {
+	if strings.HasPrefix(in.Host, "h-") {
+		return in.Host
+	}
+	return ""
+}
+
+func tenancyOf(in instance.Instance) string {
+	if in.Tenancy == "" {
+		return "default"
+	}
+	return in.Tenancy
 }
 
 type cpuOptions struct {
@@ -360,7 +384,7 @@ func (a *API) instanceItem(in instance.Instance, names func(instance.Instance) (
 		AmiLaunchIndex:        in.LaunchIndex,
 		InstanceType:          in.InstanceType,
 		LaunchTime:            ec2query.Time(in.LaunchTime),
-		Placement:             placementItem{AvailabilityZone: in.Zone, Tenancy: "default"},
+		Placement:             placementOf(in),
 		Architecture:          "x86_64",
 		RootDeviceType:        "ebs",
 		RootDeviceName:        in.RootDevice,
@@ -412,11 +436,20 @@ var instanceFilters = map[string]ec2query.FilterFunc[instance.Instance]{
 		}
 		return []string{in.StateReason.Code}
 	},
-	"owner-id":         func(in instance.Instance) []string { return []string{in.Account} },
-	"platform-details": func(in instance.Instance) []string { return []string{"Linux/UNIX"} },
-	"tenancy":          func(in instance.Instance) []string { return []string{"default"} },
-	"subnet-id":        func(in instance.Instance) []string { return []string{in.SubnetID} },
-	"vpc-id":           func(in instance.Instance) []string { return []string{in.VPCID} },
+	"owner-id":             func(in instance.Instance) []string { return []string{in.Account} },
+	"platform-details":     func(in instance.Instance) []string { return []string{"Linux/UNIX"} },
+	"tenancy":              func(in instance.Instance) []string { return []string{tenancyOf(in)} },
+	"placement-group-name": func(in instance.Instance) []string { return nonEmpty(in.PlacementGroupName) },
+	"placement-group-id":   func(in instance.Instance) []string { return nonEmpty(in.PlacementGroupID) },
+	"placement-partition-number": func(in instance.Instance) []string {
+		if in.Partition == 0 {
+			return nil
+		}
+		return []string{strconv.Itoa(in.Partition)}
+	},
+	"host-id":   func(in instance.Instance) []string { return nonEmpty(hostID(in)) },
+	"subnet-id": func(in instance.Instance) []string { return []string{in.SubnetID} },
+	"vpc-id":    func(in instance.Instance) []string { return []string{in.VPCID} },
 	"private-ip-address": func(in instance.Instance) []string {
 		return nonEmpty(in.PrivateIP)
 	},
@@ -868,23 +901,37 @@ func byENI(name string, byInstance map[string][]eni.Interface) (ec2query.FilterF
 	}, true
 }
 
-// checkPlacement refuses what RunInstances' Placement asks that nubo does
-// not have yet, rather than ignore it: placement groups (none exist, so a
-// named one is unknown, as EC2 says of one that does not exist) and
-// tenancies other than default.
-func checkPlacement(p ec2query.Params) error {
-	for _, name := range []string{"GroupName", "GroupId"} {
-		if g := p.String(name); g != "" {
-			return apierr.New("InvalidPlacementGroup.Unknown", "The Placement group '%s' is unknown (%s).", g, p.Name(name))
-		}
+// launchPlacement reads RunInstances' Placement: a placement group by name
+// or ID and a partition in it (the scheduler checks them against the
+// group), and a tenancy. Dedicated Hosts and host affinity are refused
+// rather than ignored: nubo has no Dedicated Hosts to allocate.
+func launchPlacement(p ec2query.Params, spec *instance.RunSpec) error {
+	spec.PlacementGroupName, spec.PlacementGroupID = p.String("GroupName"), p.String("GroupId")
+	if spec.PlacementGroupName != "" && spec.PlacementGroupID != "" {
+		return apierr.New(apierr.InvalidParameterCombination, "Give %s or %s, not both.", p.Name("GroupName"), p.Name("GroupId"))
 	}
-	if p.Has("PartitionNumber") {
-		return apierr.New(apierr.InvalidParameterCombination, "%s needs a partition placement group (Placement.GroupName).", p.Name("PartitionNumber"))
+	if n, ok, err := p.Int("PartitionNumber"); err != nil {
+		return err
+	} else if ok {
+		if spec.PlacementGroupName == "" && spec.PlacementGroupID == "" {
+			return apierr.New(apierr.InvalidParameterCombination, "%s needs a partition placement group (Placement.GroupName or Placement.GroupId).", p.Name("PartitionNumber"))
+		}
+		if n < 1 {
+			return apierr.InvalidValue(p.Name("PartitionNumber"), strconv.Itoa(n), "Partition numbers start at 1.")
+		}
+		spec.PartitionNumber = n
+	}
+	for _, name := range []string{"HostId", "Affinity", "HostResourceGroupArn"} {
+		if p.String(name) != "" {
+			return apierr.New(apierr.UnsupportedOperation, "%s is not supported: nubo has no Dedicated Hosts.", p.Name(name))
+		}
 	}
 	switch t := p.String("Tenancy"); t {
 	case "", "default":
-	case "dedicated", "host":
-		return apierr.New(apierr.UnsupportedOperation, "Tenancy %s is not offered: nubo's hosts are shared (%s).", t, p.Name("Tenancy"))
+	case "dedicated":
+		spec.Tenancy = t
+	case "host":
+		return apierr.New(apierr.UnsupportedOperation, "Tenancy host is not offered: nubo has no Dedicated Hosts (%s).", p.Name("Tenancy"))
 	default:
 		return apierr.InvalidValue(p.Name("Tenancy"), t, "Valid values: default, dedicated, host.")
 	}

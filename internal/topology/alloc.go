@@ -1,4 +1,4 @@
-package instance
+package topology
 
 import (
 	"context"
@@ -9,21 +9,20 @@ import (
 	"nubo/internal/store"
 )
 
-// Host is one machine that runs instances, and what it offers.
-type Host struct {
-	Name      string `json:"name"`
+// Usage is what one instance holds of a host while it is pending or
+// running, and what placement rules need to know of it.
+type Usage struct {
 	VCPUs     int    `json:"vcpus"`
 	MemoryMiB int64  `json:"memoryMiB"`
+	Account   string `json:"account,omitempty"`
+	Group     string `json:"group,omitempty"` // placement group ID
+	Partition int    `json:"partition,omitempty"`
+	Dedicated bool   `json:"dedicated,omitempty"`
 }
 
-// Usage is what one instance holds of a host while it runs.
-type Usage struct {
-	VCPUs     int   `json:"vcpus"`
-	MemoryMiB int64 `json:"memoryMiB"`
-}
-
-// Allocation is what a host has handed out, by instance ID. An instance holds
-// its share from launch (or start) until it is asked to stop or terminate.
+// Allocation is what a host has handed out, by instance ID. An instance
+// holds its share from launch (or start) until it is asked to stop or
+// terminate.
 type Allocation struct {
 	Instances map[string]Usage `json:"instances"`
 }
@@ -36,22 +35,6 @@ func (a Allocation) Sum() Usage {
 		u.MemoryMiB += x.MemoryMiB
 	}
 	return u
-}
-
-// AllocationKey is where a host's allocation lives.
-func AllocationKey(host string) string { return store.Root + "alloc/" + host }
-
-// HostKey is where a host's record lives.
-func HostKey(host string) string { return store.Root + "hosts/" + host }
-
-// Fits reports whether adding want to the allocation stays within h.
-func (h Host) Fits(a Allocation, want []Usage) bool {
-	u := a.Sum()
-	for _, w := range want {
-		u.VCPUs += w.VCPUs
-		u.MemoryMiB += w.MemoryMiB
-	}
-	return u.VCPUs <= h.VCPUs && u.MemoryMiB <= h.MemoryMiB
 }
 
 // Release removes ids from a host's allocation (idempotent).
