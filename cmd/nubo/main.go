@@ -42,6 +42,9 @@ Usage:
   nubo identity-cert [flags]
                        print the certificate that verifies instance
                        identity documents (their signature and pkcs7)
+  nubo topology [fail|repair] [flags]
+                       show zones, racks, hosts and what runs where;
+                       fail (or repair) a host, a rack or a zone
 
 Run "nubo COMMAND -h" for a command's flags.
 `
@@ -61,6 +64,8 @@ func main() {
 		err = env(os.Args[2:])
 	case "image":
 		err = imageCmd(os.Args[2:])
+	case "topology":
+		err = topologyCmd(os.Args[2:])
 	case "identity-cert":
 		err = identityCert(os.Args[2:])
 	case "runc-shim": // started by the runtime, one per running instance
