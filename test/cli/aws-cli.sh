@@ -214,6 +214,35 @@ expect "eth1 gone from the instance" "gone" ssh "${sshopts[@]}" "admin@$ip" "tes
 expect "delete-network-interface" "" aws ec2 delete-network-interface --network-interface-id "$eni"
 aws ec2 terminate-instances --instance-ids "$web" >/dev/null
 
+# Placement groups (Step 8): a partition group, an instance in its partition
+# 2 on a host (shown as EC2 shows it), the group refused deletion while the
+# instance exists and deleted once it has terminated; a host-level spread group.
+expect "create-placement-group --strategy partition --partition-count 3" "hdfs	partition	3	available" \
+  aws ec2 create-placement-group --group-name hdfs --strategy partition --partition-count 3 \
+  --query 'PlacementGroup.[GroupName,Strategy,PartitionCount,State]' --output text
+expect "describe-placement-groups --group-names" "hdfs	partition	3	available" \
+  aws ec2 describe-placement-groups --group-names hdfs --query 'PlacementGroups[0].[GroupName,Strategy,PartitionCount,State]' --output text
+arn=$(aws ec2 describe-placement-groups --group-names hdfs --query 'PlacementGroups[0].GroupArn' --output text)
+[[ $arn =~ ^arn:aws:ec2:us-east-1:[0-9]{12}:placement-group/hdfs$ ]] && ok "describe-placement-groups GroupArn" || bad "describe-placement-groups GroupArn" "$arn"
+pgi=$(aws ec2 run-instances --image-id "$image" --instance-type t3.micro --placement GroupName=hdfs,PartitionNumber=2 \
+  --query 'Instances[0].InstanceId' --output text)
+[[ $pgi == i-* ]] && ok "run-instances --placement GroupName=hdfs,PartitionNumber=2" || bad "run-instances --placement GroupName=hdfs,PartitionNumber=2" "$pgi"
+expect "describe-instances Placement.GroupName, PartitionNumber" "hdfs	2" \
+  aws ec2 describe-instances --instance-ids "$pgi" --query 'Reservations[0].Instances[0].Placement.[GroupName,PartitionNumber]' --output text
+host=$(aws ec2 describe-instances --instance-ids "$pgi" --query 'Reservations[0].Instances[0].Placement.HostId' --output text)
+[[ $host == h-* ]] && ok "describe-instances Placement.HostId" || bad "describe-instances Placement.HostId" "$host"
+expect_error "delete-placement-group while an instance is in it" InvalidPlacementGroup.InUse \
+  aws ec2 delete-placement-group --group-name hdfs
+aws ec2 terminate-instances --instance-ids "$pgi" >/dev/null && aws ec2 wait instance-terminated --instance-ids "$pgi" \
+  && ok "terminate + wait instance-terminated (placement group)" || bad "terminate + wait instance-terminated (placement group)"
+expect "delete-placement-group once its instance has terminated" "" aws ec2 delete-placement-group --group-name hdfs
+expect_error "deleted placement group is gone" InvalidPlacementGroup.Unknown \
+  aws ec2 describe-placement-groups --group-names hdfs
+expect "create-placement-group --strategy spread --spread-level host" "spread	host	available" \
+  aws ec2 create-placement-group --group-name apart --strategy spread --spread-level host \
+  --query 'PlacementGroup.[Strategy,SpreadLevel,State]' --output text
+expect "delete-placement-group (spread)" "" aws ec2 delete-placement-group --group-name apart
+
 echo
 echo "aws-cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
