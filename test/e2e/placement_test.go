@@ -1,0 +1,597 @@
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
+
+	"nubo/internal/nubotest"
+)
+
+// imdsPlacement reads meta-data/placement/<leaf> from inside instance id (IMDSv2).
+func imdsPlacement(t *testing.T, srv *nubotest.Server, id, leaf string) string {
+	t.Helper()
+	m := newIMDSClient(t, srv, id)
+	tok := m.token("60")
+	code, body := m.do("GET", "/latest/meta-data/placement/"+leaf, "X-aws-ec2-metadata-token", tok)
+	if code != 200 {
+		t.Fatalf("%s: IMDS placement/%s: %d %q", id, leaf, code, body)
+	}
+	return strings.TrimSpace(body)
+}
+
+func createGroup(t *testing.T, c *ec2.Client, name string, strategy types.PlacementStrategy, partitions int32) string {
+	t.Helper()
+	in := &ec2.CreatePlacementGroupInput{GroupName: aws.String(name), Strategy: strategy}
+	if partitions != 0 {
+		in.PartitionCount = aws.Int32(partitions)
+	}
+	out, err := c.CreatePlacementGroup(ctx(t), in)
+	if err != nil {
+		t.Fatalf("CreatePlacementGroup %s: %v", name, err)
+	}
+	return aws.ToString(out.PlacementGroup.GroupId)
+}
+
+// checkFailedStop checks that in was stopped by the failure of its host
+// (host, in rack zone/rack): stopped, with StateReason Server.InternalError
+// naming the host and the rack.
+func checkFailedStop(t *testing.T, in types.Instance, host, rack string) {
+	t.Helper()
+	id := aws.ToString(in.InstanceId)
+	if in.State.Name != types.InstanceStateNameStopped {
+		t.Errorf("%s on failed rack %s: %s, want stopped", id, rack, in.State.Name)
+		return
+	}
+	if in.StateReason == nil || aws.ToString(in.StateReason.Code) != "Server.InternalError" {
+		t.Errorf("%s: StateReason %+v, want code Server.InternalError", id, in.StateReason)
+		return
+	}
+	msg := aws.ToString(in.StateReason.Message)
+	_, r, _ := strings.Cut(rack, "/")
+	if !strings.Contains(msg, host) || !strings.Contains(msg, r) {
+		t.Errorf("%s: StateReason message %q names neither host %s nor rack %s", id, msg, host, rack)
+	}
+}
+
+// TestPlacementPartitionRackFailure: 9 instances in a 3-partition group
+// land 3 per partition on pairwise disjoint racks (from the topology, not
+// the API's word); IMDS agrees; failing a rack of partition 2 stops exactly
+// its instances and nothing else, and a restarted one comes back in
+// partition 2 on a rack of its own.
+func TestPlacementPartitionRackFailure(t *testing.T) {
+	srv, c, image := startTopology(t) // 8 racks of 2 hosts per zone
+	groupID := createGroup(t, c, "parts", types.PlacementStrategyPartition, 3)
+	ids, err := launch(ctx(t), c, image, 9, &types.Placement{AvailabilityZone: aws.String("us-east-1a"), GroupName: aws.String("parts")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "running", ids...)
+	desc := describe(t, c, ids...)
+	topo := readTopology(t, srv)
+
+	byPart := map[int32][]string{}
+	racks := map[int32]map[string]bool{}
+	for _, id := range ids {
+		in := desc[id]
+		p := in.Placement
+		pn := aws.ToInt32(p.PartitionNumber)
+		if aws.ToString(p.GroupName) != "parts" || aws.ToString(p.GroupId) != groupID || aws.ToString(p.AvailabilityZone) != "us-east-1a" ||
+			p.Tenancy != types.TenancyDefault {
+			t.Errorf("%s: Placement %s/%s zone %s tenancy %s, want parts/%s us-east-1a default", id,
+				aws.ToString(p.GroupName), aws.ToString(p.GroupId), aws.ToString(p.AvailabilityZone), p.Tenancy, groupID)
+		}
+		h, ok := topo.where[id]
+		if !ok {
+			t.Fatalf("%s (running) holds capacity on no host of the topology", id)
+		}
+		if aws.ToString(p.HostId) != h.ID {
+			t.Errorf("%s: DescribeInstances HostId %q, topology has it on %s", id, aws.ToString(p.HostId), h.ID)
+		}
+		if h.Zone != "us-east-1a" {
+			t.Errorf("%s: on host %s in %s, want us-east-1a", id, h.ID, h.Zone)
+		}
+		if ti := topo.inst[id]; ti.Group != groupID || int32(ti.Partition) != pn {
+			t.Errorf("%s: topology has it in %s partition %d, DescribeInstances in %s partition %d", id, ti.Group, ti.Partition, groupID, pn)
+		}
+		byPart[pn] = append(byPart[pn], id)
+		if racks[pn] == nil {
+			racks[pn] = map[string]bool{}
+		}
+		racks[pn][topo.rackOf(id)] = true
+	}
+	for p := int32(1); p <= 3; p++ {
+		if len(byPart[p]) != 3 {
+			t.Errorf("partition %d has %d instances %v, want 3", p, len(byPart[p]), byPart[p])
+		}
+	}
+	if len(byPart) != 3 {
+		t.Fatalf("partitions %v, want exactly 1..3", byPart)
+	}
+	for p := int32(1); p <= 3; p++ {
+		for q := p + 1; q <= 3; q++ {
+			for r := range racks[p] {
+				if racks[q][r] {
+					t.Errorf("rack %s holds partitions %d and %d (racks: %v)", r, p, q, racks)
+				}
+			}
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("topology:\n%s", nuboTopology(t, srv))
+	}
+
+	// The placement-partition-number filter, and what the instances see.
+	out, err := c.DescribeInstances(ctx(t), &ec2.DescribeInstancesInput{Filters: []types.Filter{
+		{Name: aws.String("placement-group-name"), Values: []string{"parts"}},
+		{Name: aws.String("placement-partition-number"), Values: []string{"2"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			got = append(got, aws.ToString(in.InstanceId))
+		}
+	}
+	sort.Strings(got)
+	want2 := append([]string(nil), byPart[2]...)
+	sort.Strings(want2)
+	if !reflect.DeepEqual(got, want2) {
+		t.Errorf("filter placement-partition-number=2: %v, want %v", got, want2)
+	}
+	for p := int32(1); p <= 3; p++ {
+		id := byPart[p][0]
+		if got := imdsPlacement(t, srv, id, "partition-number"); got != fmt.Sprint(p) {
+			t.Errorf("%s: IMDS placement/partition-number %q, DescribeInstances %d", id, got, p)
+		}
+		if got := imdsPlacement(t, srv, id, "group-name"); got != "parts" {
+			t.Errorf("%s: IMDS placement/group-name %q", id, got)
+		}
+		if got := imdsPlacement(t, srv, id, "host-id"); got != topo.where[id].ID {
+			t.Errorf("%s: IMDS placement/host-id %q, topology %s", id, got, topo.where[id].ID)
+		}
+	}
+
+	// Fail a rack of partition 2: exactly its instances stop.
+	var rack string
+	for r := range racks[2] {
+		if rack == "" || r < rack {
+			rack = r
+		}
+	}
+	var onRack, offRack []string
+	oldHost := map[string]string{}
+	for _, id := range ids {
+		oldHost[id] = topo.where[id].ID
+		if topo.rackOf(id) == rack {
+			onRack = append(onRack, id)
+		} else {
+			offRack = append(offRack, id)
+		}
+	}
+	sort.Strings(onRack)
+	stopped, failedHosts := failRack(t, srv, rack)
+	if !reflect.DeepEqual(stopped, onRack) {
+		t.Errorf("nubo topology fail --rack %s stopped %v, want the instances on it %v", rack, stopped, onRack)
+	}
+	if len(failedHosts) != 2 {
+		t.Errorf("nubo topology fail --rack %s failed hosts %v, want the rack's 2", rack, failedHosts)
+	}
+	for _, h := range failedHosts {
+		if !strings.HasPrefix(h, rack+"/h-") {
+			t.Errorf("failed host %q is not in rack %s", h, rack)
+		}
+	}
+	waitState(t, c, "stopped", onRack...)
+	after := waitSettled(t, c, ids...)
+	for _, id := range onRack {
+		checkFailedStop(t, after[id], oldHost[id], rack)
+	}
+	for _, id := range offRack {
+		if s := after[id].State.Name; s != types.InstanceStateNameRunning {
+			t.Errorf("%s (not on failed rack %s): %s, want running", id, rack, s)
+		}
+	}
+	topo = readTopology(t, srv)
+	for _, h := range topo.Hosts {
+		if h.Zone+"/"+h.Rack != rack {
+			continue
+		}
+		if h.State != "failed" || len(h.Instances) != 0 {
+			t.Errorf("host %s of failed rack %s: state %s, instances %v; want failed, none", h.ID, rack, h.State, h.Instances)
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("topology:\n%s", nuboTopology(t, srv))
+	}
+
+	// Start one again: partition 2, on a rack neither failed nor another
+	// partition's.
+	id := onRack[0]
+	if _, err := c.StartInstances(ctx(t), &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "running", id)
+	in := describe(t, c, id)[id]
+	topo = readTopology(t, srv)
+	h, ok := topo.where[id]
+	if !ok {
+		t.Fatalf("%s running again but on no host of the topology:\n%s", id, nuboTopology(t, srv))
+	}
+	if pn := aws.ToInt32(in.Placement.PartitionNumber); pn != 2 || topo.inst[id].Partition != 2 {
+		t.Errorf("%s restarted in partition %d (topology %d), want 2", id, pn, topo.inst[id].Partition)
+	}
+	if aws.ToString(in.Placement.HostId) != h.ID {
+		t.Errorf("%s: HostId %q, topology %s", id, aws.ToString(in.Placement.HostId), h.ID)
+	}
+	newRack := topo.rackOf(id)
+	if newRack == rack || racks[1][newRack] || racks[3][newRack] || h.State != "up" {
+		t.Errorf("%s restarted on %s (%s, %s): want a live rack other than the failed %s and partitions 1 %v and 3 %v",
+			id, h.ID, newRack, h.State, rack, racks[1], racks[3])
+	}
+	if got := imdsPlacement(t, srv, id, "partition-number"); got != "2" {
+		t.Errorf("%s restarted: IMDS placement/partition-number %q, want 2", id, got)
+	}
+	if t.Failed() {
+		t.Logf("topology:\n%s", nuboTopology(t, srv))
+	}
+}
+
+// TestPlacementSpreadLimit: a rack-level spread group takes 7 instances in
+// a zone, each on its own rack; the 8th in that zone is refused for
+// capacity, in another zone it runs; failing one rack stops one member.
+func TestPlacementSpreadLimit(t *testing.T) {
+	srv, c, image := startTopology(t)
+	groupID := createGroup(t, c, "spread", types.PlacementStrategySpread, 0)
+	inA := &types.Placement{AvailabilityZone: aws.String("us-east-1a"), GroupName: aws.String("spread")}
+	var ids []string
+	for i := 0; i < 7; i++ {
+		got, err := launch(ctx(t), c, image, 1, inA)
+		if err != nil {
+			t.Fatalf("launch %d of 7 into the spread group: %v", i+1, err)
+		}
+		ids = append(ids, got...)
+	}
+	_, err := launch(ctx(t), c, image, 1, inA)
+	wantAPIError(t, err, "InsufficientInstanceCapacity", 0)
+	inB, err := launch(ctx(t), c, image, 1, &types.Placement{AvailabilityZone: aws.String("us-east-1b"), GroupName: aws.String("spread")})
+	if err != nil {
+		t.Fatalf("8th member in us-east-1b: %v", err)
+	}
+	all := append(append([]string(nil), ids...), inB...)
+	waitState(t, c, "running", all...)
+	if got, want := inGroup(t, c, "spread"), sortedCopy(all); !reflect.DeepEqual(got, want) {
+		t.Errorf("instances in the group %v, want %v (the refused 8th left something behind?)", got, want)
+	}
+
+	topo := readTopology(t, srv)
+	seen := map[string]string{}
+	for _, id := range ids {
+		r := topo.rackOf(id)
+		if !strings.HasPrefix(r, "us-east-1a/") {
+			t.Errorf("%s on rack %q, want one of us-east-1a", id, r)
+		}
+		if other, ok := seen[r]; ok {
+			t.Errorf("%s and %s share rack %s", id, other, r)
+		}
+		seen[r] = id
+		if topo.inst[id].Group != groupID {
+			t.Errorf("%s: topology group %q, want %s", id, topo.inst[id].Group, groupID)
+		}
+	}
+	if r := topo.rackOf(inB[0]); !strings.HasPrefix(r, "us-east-1b/") {
+		t.Errorf("%s (us-east-1b) on rack %q", inB[0], r)
+	}
+	if t.Failed() {
+		t.Fatalf("topology:\n%s", nuboTopology(t, srv))
+	}
+
+	victim := ids[3]
+	rack := topo.rackOf(victim)
+	stopped, _ := failRack(t, srv, rack)
+	if !reflect.DeepEqual(stopped, []string{victim}) {
+		t.Errorf("failing %s stopped %v, want only %s", rack, stopped, victim)
+	}
+	waitState(t, c, "stopped", victim)
+	after := waitSettled(t, c, all...)
+	checkFailedStop(t, after[victim], topo.where[victim].ID, rack)
+	for _, id := range all {
+		if id != victim && after[id].State.Name != types.InstanceStateNameRunning {
+			t.Errorf("%s: %s after failing %s, want running", id, after[id].State.Name, rack)
+		}
+	}
+}
+
+func sortedCopy(s []string) []string {
+	s = append([]string(nil), s...)
+	sort.Strings(s)
+	return s
+}
+
+// TestPlacementClusterOneRack: a cluster group needs one rack for the
+// whole launch: 5 where racks hold 4 is refused and leaves nothing; 4 land
+// on one rack, and failing it stops them all.
+func TestPlacementClusterOneRack(t *testing.T) {
+	srv, c, image := startTopology(t, "--racks", "2", "--hosts-per-rack", "2", "--host-slots", "2")
+	groupID := createGroup(t, c, "cluster", types.PlacementStrategyCluster, 0)
+	inCluster := &types.Placement{GroupName: aws.String("cluster")}
+	_, err := launch(ctx(t), c, image, 5, inCluster)
+	wantAPIError(t, err, "InsufficientInstanceCapacity", 0)
+	if got := inGroup(t, c, "cluster"); len(got) != 0 {
+		t.Errorf("the refused launch left instances in the group: %v", got)
+	}
+	if topo := readTopology(t, srv); len(topo.where) != 0 {
+		t.Errorf("the refused launch left capacity held:\n%s", nuboTopology(t, srv))
+	}
+
+	ids, err := launch(ctx(t), c, image, 4, inCluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "running", ids...)
+	topo := readTopology(t, srv)
+	rack := topo.rackOf(ids[0])
+	for _, id := range ids {
+		if r := topo.rackOf(id); r != rack || r == "" {
+			t.Errorf("%s on rack %q, %s on %q: a cluster group wants one rack", id, r, ids[0], rack)
+		}
+		if topo.inst[id].Group != groupID {
+			t.Errorf("%s: topology group %q, want %s", id, topo.inst[id].Group, groupID)
+		}
+	}
+	for _, h := range topo.Hosts {
+		if len(h.Instances) > 2 {
+			t.Errorf("host %s holds %d instances, over its 2 slots", h.ID, len(h.Instances))
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("topology:\n%s", nuboTopology(t, srv))
+	}
+
+	stopped, _ := failRack(t, srv, rack)
+	if want := sortedCopy(ids); !reflect.DeepEqual(stopped, want) {
+		t.Errorf("failing %s stopped %v, want %v", rack, stopped, want)
+	}
+	waitState(t, c, "stopped", ids...)
+	after := describe(t, c, ids...)
+	for _, id := range ids {
+		checkFailedStop(t, after[id], topo.where[id].ID, rack)
+	}
+}
+
+// raceLaunches fires n concurrent RunInstances of one instance with
+// placement p and returns the IDs launched and the error codes of the rest.
+func raceLaunches(t *testing.T, c *ec2.Client, image string, n int, p *types.Placement) (ok []string, codes map[string]int) {
+	t.Helper()
+	cx := ctx(t)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	codes = map[string]int{}
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			ids, err := launch(cx, c, image, 1, p)
+			mu.Lock()
+			defer mu.Unlock()
+			var ae smithy.APIError
+			switch {
+			case err == nil:
+				ok = append(ok, ids...)
+			case errors.As(err, &ae):
+				codes[ae.ErrorCode()]++
+			default:
+				codes[err.Error()]++
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	sort.Strings(ok)
+	return ok, codes
+}
+
+// running lists the instances that are not terminated.
+func notTerminated(t *testing.T, c *ec2.Client) []string {
+	t.Helper()
+	out, err := c.DescribeInstances(ctx(t), &ec2.DescribeInstancesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			if in.State.Name != types.InstanceStateNameTerminated {
+				ids = append(ids, aws.ToString(in.InstanceId))
+			}
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// TestPlacementConcurrentLastSlots: concurrent launches racing for the last
+// slots get exactly the slots there are, no host over its limit; the same
+// for a spread group's 7 per zone.
+func TestPlacementConcurrentLastSlots(t *testing.T) {
+	t.Run("slots", func(t *testing.T) {
+		srv, c, image := startTopology(t, "--racks", "1", "--hosts-per-rack", "2", "--host-slots", "2", "--zones", "a")
+		ok, codes := raceLaunches(t, c, image, 10, nil)
+		if len(ok) != 4 || codes["InsufficientInstanceCapacity"] != 6 || len(codes) != 1 {
+			t.Errorf("10 concurrent launches for 4 slots: %d launched %v, errors %v; want 4 and 6 InsufficientInstanceCapacity", len(ok), ok, codes)
+		}
+		if got := notTerminated(t, c); !reflect.DeepEqual(got, ok) {
+			t.Errorf("instances %v, want those launched %v", got, ok)
+		}
+		topo := readTopology(t, srv)
+		for _, h := range topo.Hosts {
+			if len(h.Instances) > 2 {
+				t.Errorf("host %s holds %d instances, over its 2 slots", h.ID, len(h.Instances))
+			}
+		}
+		var held []string
+		for id := range topo.where {
+			held = append(held, id)
+		}
+		if sort.Strings(held); !reflect.DeepEqual(held, ok) {
+			t.Errorf("topology holds capacity for %v, want %v", held, ok)
+		}
+		if len(ok) > 0 {
+			waitState(t, c, "running", ok...)
+		}
+		if t.Failed() {
+			t.Logf("topology:\n%s", nuboTopology(t, srv))
+		}
+	})
+	t.Run("spread", func(t *testing.T) {
+		srv, c, image := startTopology(t, "--racks", "8", "--hosts-per-rack", "1", "--zones", "a")
+		createGroup(t, c, "spread", types.PlacementStrategySpread, 0)
+		ok, codes := raceLaunches(t, c, image, 10, &types.Placement{GroupName: aws.String("spread")})
+		if len(ok) != 7 || codes["InsufficientInstanceCapacity"] != 3 || len(codes) != 1 {
+			t.Errorf("10 concurrent launches into a spread group: %d launched %v, errors %v; want 7 and 3 InsufficientInstanceCapacity", len(ok), ok, codes)
+		}
+		if got := inGroup(t, c, "spread"); !reflect.DeepEqual(got, ok) {
+			t.Errorf("instances in the group %v, want those launched %v", got, ok)
+		}
+		topo := readTopology(t, srv)
+		racks := map[string]string{}
+		for _, id := range ok {
+			r := topo.rackOf(id)
+			if other, dup := racks[r]; dup || r == "" {
+				t.Errorf("%s on rack %q, as %s", id, r, other)
+			}
+			racks[r] = id
+		}
+		if len(ok) > 0 {
+			waitState(t, c, "running", ok...)
+		}
+		if t.Failed() {
+			t.Logf("topology:\n%s", nuboTopology(t, srv))
+		}
+	})
+}
+
+// TestPlacementGroupLifecycle: groups in use cannot be deleted; placement
+// changes only while stopped, take effect at the next start (new group,
+// partition 2, then no group); bad partition numbers and unknown groups are
+// refused at launch.
+func TestPlacementGroupLifecycle(t *testing.T) {
+	srv, c, image := startTopology(t)
+	createGroup(t, c, "old", types.PlacementStrategySpread, 0)
+	newID := createGroup(t, c, "new", types.PlacementStrategyPartition, 3)
+	ids, err := launch(ctx(t), c, image, 1, &types.Placement{GroupName: aws.String("old")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ids[0]
+	waitState(t, c, "running", id)
+
+	_, err = c.DeletePlacementGroup(ctx(t), &ec2.DeletePlacementGroupInput{GroupName: aws.String("old")})
+	wantAPIError(t, err, "InvalidPlacementGroup.InUse", 0)
+	modify := func(group string, partition int32) error {
+		in := &ec2.ModifyInstancePlacementInput{InstanceId: aws.String(id), GroupName: aws.String(group)}
+		if partition != 0 {
+			in.PartitionNumber = aws.Int32(partition)
+		}
+		_, err := c.ModifyInstancePlacement(ctx(t), in)
+		return err
+	}
+	wantAPIError(t, modify("new", 2), "IncorrectInstanceState", 0)
+	if p := describe(t, c, id)[id].Placement; aws.ToString(p.GroupName) != "old" {
+		t.Errorf("refused ModifyInstancePlacement changed the group to %q", aws.ToString(p.GroupName))
+	}
+
+	stopStart := func(change func()) {
+		t.Helper()
+		if _, err := c.StopInstances(ctx(t), &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, c, "stopped", id)
+		change()
+		if _, err := c.StartInstances(ctx(t), &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, c, "running", id)
+	}
+	stopStart(func() {
+		if err := modify("new", 2); err != nil {
+			t.Fatalf("ModifyInstancePlacement to new/2 while stopped: %v", err)
+		}
+	})
+	p := describe(t, c, id)[id].Placement
+	if aws.ToString(p.GroupName) != "new" || aws.ToString(p.GroupId) != newID || aws.ToInt32(p.PartitionNumber) != 2 {
+		t.Errorf("after the move: group %s/%s partition %d, want new/%s partition 2",
+			aws.ToString(p.GroupName), aws.ToString(p.GroupId), aws.ToInt32(p.PartitionNumber), newID)
+	}
+	topo := readTopology(t, srv)
+	if ti := topo.inst[id]; ti.Group != newID || ti.Partition != 2 || topo.where[id].ID != aws.ToString(p.HostId) {
+		t.Errorf("after the move the topology has %s in %q partition %d on %s; want %s partition 2 on %s",
+			id, ti.Group, ti.Partition, topo.where[id].ID, newID, aws.ToString(p.HostId))
+	}
+	if got := imdsPlacement(t, srv, id, "partition-number"); got != "2" {
+		t.Errorf("IMDS placement/partition-number %q, want 2", got)
+	}
+	if got := imdsPlacement(t, srv, id, "group-name"); got != "new" {
+		t.Errorf("IMDS placement/group-name %q, want new", got)
+	}
+	// The old group is empty now; the new one is in use.
+	if _, err := c.DeletePlacementGroup(ctx(t), &ec2.DeletePlacementGroupInput{GroupName: aws.String("old")}); err != nil {
+		t.Errorf("deleting the group the instance left: %v", err)
+	}
+	_, err = c.DeletePlacementGroup(ctx(t), &ec2.DeletePlacementGroupInput{GroupName: aws.String("new")})
+	wantAPIError(t, err, "InvalidPlacementGroup.InUse", 0)
+
+	// Out of every group.
+	stopStart(func() {
+		if err := modify("", 0); err != nil {
+			t.Fatalf("ModifyInstancePlacement GroupName \"\" while stopped: %v", err)
+		}
+	})
+	p = describe(t, c, id)[id].Placement
+	if aws.ToString(p.GroupName) != "" || aws.ToString(p.GroupId) != "" || aws.ToInt32(p.PartitionNumber) != 0 {
+		t.Errorf("out of groups: group %q/%q partition %d", aws.ToString(p.GroupName), aws.ToString(p.GroupId), aws.ToInt32(p.PartitionNumber))
+	}
+	topo = readTopology(t, srv)
+	if ti := topo.inst[id]; ti.Group != "" || ti.Partition != 0 || topo.where[id].ID == "" {
+		t.Errorf("out of groups, the topology has %s in %q partition %d on %q", id, ti.Group, ti.Partition, topo.where[id].ID)
+	}
+	if _, err := c.DeletePlacementGroup(ctx(t), &ec2.DeletePlacementGroupInput{GroupName: aws.String("new")}); err != nil {
+		t.Errorf("deleting the group after the instance left it: %v", err)
+	}
+	groups, err := c.DescribePlacementGroups(ctx(t), &ec2.DescribePlacementGroupsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups.PlacementGroups {
+		if g.State != types.PlacementGroupStateDeleted {
+			t.Errorf("group %s still %s after deletion", aws.ToString(g.GroupName), g.State)
+		}
+	}
+
+	// Launch-time refusals leave nothing behind.
+	createGroup(t, c, "two", types.PlacementStrategyPartition, 2)
+	_, err = launch(ctx(t), c, image, 1, &types.Placement{GroupName: aws.String("two"), PartitionNumber: aws.Int32(3)})
+	wantAPIError(t, err, "InvalidParameterValue", 0)
+	_, err = launch(ctx(t), c, image, 1, &types.Placement{GroupName: aws.String("nope")})
+	wantAPIError(t, err, "InvalidPlacementGroup.Unknown", 0)
+	if got := notTerminated(t, c); !reflect.DeepEqual(got, []string{id}) {
+		t.Errorf("instances after refused launches: %v, want only %s", got, id)
+	}
+
+	if _, err := c.TerminateInstances(ctx(t), &ec2.TerminateInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "terminated", id)
+}
