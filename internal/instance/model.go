@@ -64,8 +64,8 @@ type Instance struct {
 	// PublicKey is the key pair's public key at launch, which the metadata
 	// service serves: deleting or replacing the key pair changes nothing
 	// for the instance, as in EC2.
-	PublicKey   string `json:"publicKey,omitempty"`
-	Zone        string `json:"zone"`
+	PublicKey string `json:"publicKey,omitempty"`
+	Zone      string `json:"zone"`
 	// Host is where the instance runs, or last ran (package topology);
 	// Machine is the machine whose agent serves that host ("" in records
 	// from before topologies, whose Host was the machine).
@@ -77,8 +77,8 @@ type Instance struct {
 	PlacementGroupName string `json:"placementGroupName,omitempty"`
 	Partition          int    `json:"partition,omitempty"`
 	Tenancy            string `json:"tenancy,omitempty"`
-	UserData    string `json:"userData,omitempty"` // base64, as given
-	ClientToken string `json:"clientToken,omitempty"`
+	UserData           string `json:"userData,omitempty"` // base64, as given
+	ClientToken        string `json:"clientToken,omitempty"`
 
 	// Desired is what the API asked for: running, stopped or terminated.
 	Desired string `json:"desired"`

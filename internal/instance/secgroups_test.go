@@ -3,9 +3,6 @@ package instance
 import (
 	"context"
 	"net/netip"
-	"nubo/internal/store/storetest"
-	"nubo/internal/topology"
-	"nubo/internal/topology/topologytest"
 	"reflect"
 	"strings"
 	"testing"
@@ -16,6 +13,9 @@ import (
 	"nubo/internal/resource"
 	"nubo/internal/secgroup"
 	"nubo/internal/store"
+	"nubo/internal/store/storetest"
+	"nubo/internal/topology"
+	"nubo/internal/topology/topologytest"
 	"nubo/internal/vpc"
 )
 
@@ -25,6 +25,12 @@ const account = "123456789012"
 // image and a host with room for many instances.
 func newService(t *testing.T) (*Service, string) {
 	t.Helper()
+	return newServiceOn(t, topology.Layout{Zones: []string{"us-east-1a"}, VCPUs: 64})
+}
+
+// newServiceOn is newService on machine h1 serving layout l.
+func newServiceOn(t *testing.T, l topology.Layout) (*Service, string) {
+	t.Helper()
 	st := storetest.New(t)
 	ctx := context.Background()
 	reg := &ami.Registry{Store: st, Region: "us-east-1"}
@@ -33,7 +39,7 @@ func newService(t *testing.T) (*Service, string) {
 	if err := reg.EnsurePublic(ctx, im); err != nil {
 		t.Fatal(err)
 	}
-	topologytest.Serve(t, st, "us-east-1", "h1", topology.Layout{Zones: []string{"us-east-1a"}, VCPUs: 64})
+	topologytest.Serve(t, st, "us-east-1", "h1", l)
 	return &Service{Store: st, Region: "us-east-1", Zones: []string{"us-east-1a"}, Images: reg, KeyPairs: &keypair.Service{Store: st},
 		VPCs:   &vpc.Service{Store: st, Region: "us-east-1", Zones: []vpc.Zone{{Name: "us-east-1a", ID: "use1-az1"}}},
 		Public: &vpc.PublicPool{Store: st, Prefix: netip.MustParsePrefix("198.18.0.0/24")}}, im.ID

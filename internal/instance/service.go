@@ -19,8 +19,8 @@ import (
 	"nubo/internal/keypair"
 	"nubo/internal/resource"
 	"nubo/internal/scheduler"
-	"nubo/internal/topology"
 	"nubo/internal/store"
+	"nubo/internal/topology"
 	"nubo/internal/volume"
 	"nubo/internal/vpc"
 )
@@ -42,6 +42,9 @@ type Service struct {
 	PlacementGroups GroupLookup
 	Now             func() time.Time
 }
+
+// testHookBeforeCommit runs between a launch's decision and its commit.
+var testHookBeforeCommit = func() {}
 
 // MaxLaunch is the most instances one RunInstances launches (EC2's
 // max-instances account attribute): the launch is one etcd transaction of a
@@ -236,6 +239,7 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 			return Reservation{}, err
 		}
 		prior := idempotency{Hash: hash, ReservationID: res.ID, InstanceIDs: ids}
+		testHookBeforeCommit()
 		if spec.ClientToken != "" {
 			ops = append(ops, store.Op{Key: idemKey, Value: prior})
 		}

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	netlinux "nubo/internal/network/linux"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"nubo/internal/account"
+	netlinux "nubo/internal/network/linux"
 )
 
 // Binary returns the nubo binary to run: $NUBO_BIN, or bin/nubo at the module root.

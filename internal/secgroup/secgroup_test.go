@@ -3,7 +3,6 @@ package secgroup_test
 import (
 	"context"
 	"errors"
-	"nubo/internal/store/storetest"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"nubo/internal/resource"
 	"nubo/internal/secgroup"
 	"nubo/internal/store"
+	"nubo/internal/store/storetest"
 )
 
 var sc = resource.Scope{Account: "123456789012", Region: "us-east-1"}

@@ -3,13 +3,13 @@ package vpc
 import (
 	"context"
 	"errors"
-	"nubo/internal/store/storetest"
 	"testing"
 
 	"nubo/internal/apierr"
 	"nubo/internal/resource"
 	"nubo/internal/secgroup"
 	"nubo/internal/store"
+	"nubo/internal/store/storetest"
 )
 
 const account = "123456789012"

@@ -1,13 +1,14 @@
 package e2e
 
 import (
-	"nubo/internal/nubotest"
 	"os/exec"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"nubo/internal/nubotest"
 )
 
 // TestVPCIsolation: two VPCs with the same CIDR; one public (IGW + default

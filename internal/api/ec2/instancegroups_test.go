@@ -7,9 +7,6 @@ import (
 	"maps"
 	"net/netip"
 	"net/url"
-	"nubo/internal/store/storetest"
-	"nubo/internal/topology"
-	"nubo/internal/topology/topologytest"
 	"reflect"
 	"testing"
 
@@ -21,6 +18,9 @@ import (
 	"nubo/internal/resource"
 	"nubo/internal/secgroup"
 	"nubo/internal/store"
+	"nubo/internal/store/storetest"
+	"nubo/internal/topology"
+	"nubo/internal/topology/topologytest"
 	"nubo/internal/vpc"
 )
 

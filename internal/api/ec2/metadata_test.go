@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
-	"nubo/internal/nubotest"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -16,6 +15,7 @@ import (
 
 	"nubo/internal/api/ec2query"
 	"nubo/internal/instance"
+	"nubo/internal/nubotest"
 )
 
 // sdkInstances serves the instance actions (over real services) to

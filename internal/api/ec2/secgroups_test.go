@@ -6,8 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
-	"nubo/internal/nubotest"
-	"nubo/internal/store/storetest"
 	"strings"
 	"testing"
 	"time"
@@ -19,9 +17,11 @@ import (
 	"github.com/aws/smithy-go"
 
 	"nubo/internal/api/ec2query"
+	"nubo/internal/nubotest"
 	"nubo/internal/resource"
 	"nubo/internal/secgroup"
 	"nubo/internal/store"
+	"nubo/internal/store/storetest"
 	"nubo/internal/vpc"
 )
 
