@@ -7,8 +7,8 @@
 // baseline measured in the same run; ratios are p50 against it. With root,
 // it goes on to instances (instances.go), the VPC data plane (netbench) and
 // security groups (secgroups.go), launch → first SSH login (ssh.go), EBS
-// volume I/O inside an instance (volumes.go), EBS snapshots (snapshots.go);
-// -only picks one.
+// volume I/O inside an instance (volumes.go), EBS snapshots (snapshots.go),
+// ENI failover (enis.go), placement groups (placement.go); -only picks one.
 package main
 
 import (
@@ -52,7 +52,9 @@ func main() {
 	logins := flag.Int("logins", 20, "launches per image measured to the first SSH login")
 	volumeReps := flag.Int("volume-reps", 3, "runs per volume I/O measurement")
 	moves := flag.Int("eni-moves", 20, "ENI moves measured (failover)")
-	only := flag.String("only", "", "run only the api, instances, network, secgroups, ssh, volumes, snapshots or enis benchmarks")
+	placementReps := flag.Int("placement-reps", 5, "runs of each in-process scheduler measurement (the median is printed)")
+	placementLaunches := flag.Int("placement-launches", 15, "launches per placement group variant measured end to end")
+	only := flag.String("only", "", "run only the api, instances, network, secgroups, ssh, volumes, snapshots, enis or placement benchmarks")
 	flag.Parse()
 	var err error
 	if *only == "" || *only == "api" {
@@ -78,6 +80,9 @@ func main() {
 	}
 	if err == nil && (*only == "" || *only == "enis") {
 		err = benchENIFailover(context.Background(), *moves)
+	}
+	if err == nil && (*only == "" || *only == "placement") {
+		err = benchPlacement(context.Background(), *placementReps, *placementLaunches)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
