@@ -113,7 +113,7 @@ func benchScheduler(reps int) {
 	}
 	fmt.Printf("\nscheduler throughput (in process; %d hosts: %d zones × %d racks × %d hosts of %d vCPUs, %d GiB, %d slots; t3.nano-sized instances; median of %d runs)\n",
 		schedZones*schedRacks*schedPerRack, schedZones, schedRacks, schedPerRack, schedVCPUs, schedMemMiB/1024, schedSlots, reps)
-	fmt.Printf("  Place: the scheduler alone; +snapshot: with View.Scheduling building each call's snapshot, as the API does per launch;\n  per request: snapshot + Place, mean over the run's requests (median run)\n")
+	fmt.Printf("  Place: the scheduler alone; +snapshot: with View.Scheduling building each call's snapshot, as the API does per launch;\n  per request: snapshot + Place, mean over a run's requests (median of the runs)\n")
 	fmt.Printf("  %-44s %-22s %8s %14s %16s %12s\n", "group", "requests", "placed", "Place pl/s", "+snapshot pl/s", "per request")
 	for _, c := range cases {
 		var onlyPlace, withSnap []float64
