@@ -257,3 +257,26 @@ func (s *Service) InGroup(ctx context.Context, account, groupID string) (bool, e
 	}
 	return false, nil
 }
+
+// groupZone is the zone a launch into group goes to when it names neither
+// subnet nor zone: the scheduler's choice (a cluster group's members' zone;
+// else the zone with fewest members of the group that fits the most).
+func (s *Service) groupZone(ctx context.Context, account string, it catalog.InstanceType, spec RunSpec, group *PlacementGroup) (string, error) {
+	view, err := topology.Read(ctx, s.Store)
+	if err != nil {
+		return "", err
+	}
+	zones := map[string]bool{}
+	for _, z := range s.Zones {
+		zones[z] = true
+	}
+	ps, err := scheduler.Place(scheduler.Request{
+		MinCount: spec.MinCount, MaxCount: spec.MaxCount,
+		VCPUs: int(it.VCpuInfo.DefaultVCpus), MemoryMiB: it.MemoryInfo.SizeInMiB,
+		Account: account, Tenancy: spec.Tenancy, Group: group.sched(), Partition: spec.PartitionNumber,
+	}, view.Scheduling(func(h topology.Host) bool { return zones[h.Zone] }, ""))
+	if err != nil {
+		return "", err
+	}
+	return ps[0].Zone, nil
+}

@@ -295,3 +295,27 @@ func TestGroupRuleHoldsAcrossHosts(t *testing.T) {
 		t.Fatalf("%d of the 2 launches failed; a spread group holds 7 per zone, so exactly one must", failed)
 	}
 }
+
+// TestGroupPicksTheZone: a launch into a group that names no subnet or
+// zone goes where the group has room: a full spread group's 8th instance
+// lands in another zone; with a zone named, it is refused.
+func TestGroupPicksTheZone(t *testing.T) {
+	s, image := newServiceOn(t, topology.Layout{Zones: []string{"us-east-1a", "us-east-1b"}, Racks: 8, HostsPerRack: 1, VCPUs: 64})
+	withGroups(t, s, scheduler.Group{ID: "pg-6", Name: "web", Strategy: scheduler.Spread})
+	ctx := context.Background()
+	in := func(zone string) func(*RunSpec) {
+		return func(r *RunSpec) { r.PlacementGroupName, r.Zone = "web", zone }
+	}
+	if _, err := s.Run(ctx, account, spec(image, func(r *RunSpec) { in("us-east-1a")(r); r.MinCount, r.MaxCount = 7, 7 })); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Run(ctx, account, spec(image, in("us-east-1a")))
+	wantError(t, err, scheduler.InsufficientInstanceCapacity, "7")
+	res, err := s.Run(ctx, account, spec(image, in("")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if z := res.Instances[0].Zone; z != "us-east-1b" {
+		t.Fatalf("8th member in %s, want us-east-1b", z)
+	}
+}

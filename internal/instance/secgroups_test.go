@@ -2,6 +2,7 @@ package instance
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -40,8 +41,12 @@ func newServiceOn(t *testing.T, l topology.Layout) (*Service, string) {
 		t.Fatal(err)
 	}
 	topologytest.Serve(t, st, "us-east-1", "h1", l)
-	return &Service{Store: st, Region: "us-east-1", Zones: []string{"us-east-1a"}, Images: reg, KeyPairs: &keypair.Service{Store: st},
-		VPCs:   &vpc.Service{Store: st, Region: "us-east-1", Zones: []vpc.Zone{{Name: "us-east-1a", ID: "use1-az1"}}},
+	var zones []vpc.Zone
+	for i, z := range l.Zones {
+		zones = append(zones, vpc.Zone{Name: z, ID: fmt.Sprintf("use1-az%d", i+1)})
+	}
+	return &Service{Store: st, Region: "us-east-1", Zones: l.Zones, Images: reg, KeyPairs: &keypair.Service{Store: st},
+		VPCs:   &vpc.Service{Store: st, Region: "us-east-1", Zones: zones},
 		Public: &vpc.PublicPool{Store: st, Prefix: netip.MustParsePrefix("198.18.0.0/24")}}, im.ID
 }
 

@@ -142,7 +142,17 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 	if err := s.takesInterfaces(ctx, account, &spec); err != nil {
 		return Reservation{}, err
 	}
-	sn, err := s.subnet(ctx, account, &spec)
+	group, err := s.lookupGroup(ctx, account, spec.PlacementGroupName, spec.PlacementGroupID)
+	if err != nil {
+		return Reservation{}, err
+	}
+	where := spec // spec itself stays as asked: its hash keys ClientToken
+	if where.SubnetID == "" && where.Zone == "" && group != nil {
+		if where.Zone, err = s.groupZone(ctx, account, it, spec, group); err != nil {
+			return Reservation{}, err
+		}
+	}
+	sn, err := s.subnet(ctx, account, &where)
 	if err != nil {
 		return Reservation{}, err
 	}
@@ -170,10 +180,6 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 		return Reservation{}, apierr.New("InstanceLimitExceeded", "You have requested more instances (%d) than your current instance limit of %d allows.", spec.MinCount, MaxLaunch)
 	}
 	spec.MaxCount = min(spec.MaxCount, MaxLaunch)
-	group, err := s.lookupGroup(ctx, account, spec.PlacementGroupName, spec.PlacementGroupID)
-	if err != nil {
-		return Reservation{}, err
-	}
 	hash := spec.hash()
 	idemKey := store.Root + "idem/" + account + "/" + s.Region + "/RunInstances/" + spec.ClientToken
 
