@@ -310,6 +310,23 @@ func TestPlacementSpreadLimit(t *testing.T) {
 			t.Errorf("%s: %s after failing %s, want running", id, after[id].State.Name, rack)
 		}
 	}
+
+	// Started again, the victim takes the one rack of us-east-1a that is
+	// neither failed nor another member's; then the zone is full again.
+	if _, err := c.StartInstances(ctx(t), &ec2.StartInstancesInput{InstanceIds: []string{victim}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "running", victim)
+	topo = readTopology(t, srv)
+	r := topo.rackOf(victim)
+	if r == rack || !strings.HasPrefix(r, "us-east-1a/") || seen[r] != "" {
+		t.Errorf("%s restarted on rack %q: want the free one of us-east-1a (failed: %s, members: %v)", victim, r, rack, seen)
+	}
+	_, err = launch(ctx(t), c, image, 1, inA)
+	wantAPIError(t, err, "InsufficientInstanceCapacity", 0)
+	if t.Failed() {
+		t.Logf("topology:\n%s", nuboTopology(t, srv))
+	}
 }
 
 func sortedCopy(s []string) []string {
@@ -366,6 +383,35 @@ func TestPlacementClusterOneRack(t *testing.T) {
 	after := describe(t, c, ids...)
 	for _, id := range ids {
 		checkFailedStop(t, after[id], topo.where[id].ID, rack)
+	}
+
+	// Started again, they hold no capacity on the failed rack: the group
+	// moves, whole, to the other rack of its zone.
+	if _, err := c.StartInstances(ctx(t), &ec2.StartInstancesInput{InstanceIds: ids}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "running", ids...)
+	topo = readTopology(t, srv)
+	zone, _, _ := strings.Cut(rack, "/")
+	moved := topo.rackOf(ids[0])
+	for _, id := range ids {
+		if r := topo.rackOf(id); r != moved || r == rack || !strings.HasPrefix(r, zone+"/") {
+			t.Errorf("%s restarted on rack %q (%s on %q): want all on the other rack of %s than the failed %s", id, r, ids[0], moved, zone, rack)
+		}
+	}
+	// Repaired, the rack's hosts are up again and empty.
+	out := nuboTopology(t, srv, "repair", "--rack", rack)
+	if n := strings.Count(out, "repaired "+rack+"/h-"); n != 2 {
+		t.Errorf("nubo topology repair --rack %s: %q, want its 2 hosts repaired", rack, out)
+	}
+	topo = readTopology(t, srv)
+	for _, h := range topo.Hosts {
+		if h.Zone+"/"+h.Rack == rack && (h.State != "up" || len(h.Instances) != 0) {
+			t.Errorf("repaired host %s: %s with %v, want up and empty", h.ID, h.State, h.Instances)
+		}
+	}
+	if t.Failed() {
+		t.Logf("topology:\n%s", nuboTopology(t, srv))
 	}
 }
 
@@ -448,8 +494,34 @@ func TestPlacementConcurrentLastSlots(t *testing.T) {
 		if sort.Strings(held); !reflect.DeepEqual(held, ok) {
 			t.Errorf("topology holds capacity for %v, want %v", held, ok)
 		}
-		if len(ok) > 0 {
-			waitState(t, c, "running", ok...)
+		if len(ok) != 4 {
+			t.FailNow()
+		}
+		waitState(t, c, "running", ok...)
+		// A stopped instance gives its slot back: another launch takes it,
+		// and the stopped one cannot start again while all 4 are taken.
+		if _, err := c.StopInstances(ctx(t), &ec2.StopInstancesInput{InstanceIds: ok[:1]}); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, c, "stopped", ok[0])
+		more, err := launch(ctx(t), c, image, 1, nil)
+		if err != nil {
+			t.Fatalf("launch into the slot a stopped instance gave back: %v", err)
+		}
+		_, err = c.StartInstances(ctx(t), &ec2.StartInstancesInput{InstanceIds: ok[:1]})
+		wantAPIError(t, err, "InsufficientInstanceCapacity", 0)
+		if s := describe(t, c, ok[0])[ok[0]].State.Name; s != types.InstanceStateNameStopped {
+			t.Errorf("%s after a start refused for capacity: %s, want stopped", ok[0], s)
+		}
+		waitState(t, c, "running", more...)
+		topo = readTopology(t, srv)
+		for _, h := range topo.Hosts {
+			if len(h.Instances) > 2 {
+				t.Errorf("host %s holds %d instances, over its 2 slots", h.ID, len(h.Instances))
+			}
+		}
+		if _, held := topo.where[ok[0]]; held || len(topo.where) != 4 {
+			t.Errorf("topology holds %d instances (the stopped %s among them: %v), want 4 others", len(topo.where), ok[0], held)
 		}
 		if t.Failed() {
 			t.Logf("topology:\n%s", nuboTopology(t, srv))
@@ -474,8 +546,60 @@ func TestPlacementConcurrentLastSlots(t *testing.T) {
 			}
 			racks[r] = id
 		}
-		if len(ok) > 0 {
-			waitState(t, c, "running", ok...)
+		if len(ok) != 7 {
+			t.FailNow()
+		}
+		waitState(t, c, "running", ok...)
+
+		// Starts race too: stop 3 members, launch 2 new ones (6 running),
+		// then start the 3 at once: exactly one gets the 7th rack.
+		stoppedIDs := ok[:3]
+		if _, err := c.StopInstances(ctx(t), &ec2.StopInstancesInput{InstanceIds: stoppedIDs}); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, c, "stopped", stoppedIDs...)
+		more, err := launch(ctx(t), c, image, 2, &types.Placement{GroupName: aws.String("spread")})
+		if err != nil {
+			t.Fatalf("2 launches into the racks 3 stopped members gave back: %v", err)
+		}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		started, startCodes := []string{}, map[string]int{}
+		cx := ctx(t)
+		for _, id := range stoppedIDs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := c.StartInstances(cx, &ec2.StartInstancesInput{InstanceIds: []string{id}})
+				mu.Lock()
+				defer mu.Unlock()
+				var ae smithy.APIError
+				switch {
+				case err == nil:
+					started = append(started, id)
+				case errors.As(err, &ae):
+					startCodes[ae.ErrorCode()]++
+				default:
+					startCodes[err.Error()]++
+				}
+			}()
+		}
+		wg.Wait()
+		if len(started) != 1 || startCodes["InsufficientInstanceCapacity"] != 2 || len(startCodes) != 1 {
+			t.Errorf("3 concurrent starts for 1 spread slot: started %v, errors %v; want 1 and 2 InsufficientInstanceCapacity", started, startCodes)
+		}
+		waitState(t, c, "running", append(append([]string(nil), more...), started...)...)
+		topo = readTopology(t, srv)
+		racks = map[string]string{}
+		for id := range topo.where {
+			r := topo.rackOf(id)
+			if other, dup := racks[r]; dup {
+				t.Errorf("%s and %s share rack %s", id, other, r)
+			}
+			racks[r] = id
+		}
+		if len(topo.where) != 7 {
+			t.Errorf("%d members hold capacity, want 7", len(topo.where))
 		}
 		if t.Failed() {
 			t.Logf("topology:\n%s", nuboTopology(t, srv))
@@ -526,6 +650,7 @@ func TestPlacementGroupLifecycle(t *testing.T) {
 		waitState(t, c, "running", id)
 	}
 	stopStart(func() {
+		wantAPIError(t, modify("new", 4), "InvalidParameterValue", 0)
 		if err := modify("new", 2); err != nil {
 			t.Fatalf("ModifyInstancePlacement to new/2 while stopped: %v", err)
 		}
