@@ -242,6 +242,42 @@ func TestPlacementPartitionRackFailure(t *testing.T) {
 	if got := imdsPlacement(t, srv, id, "partition-number"); got != "2" {
 		t.Errorf("%s restarted: IMDS placement/partition-number %q, want 2", id, got)
 	}
+	if got := imdsPlacement(t, srv, id, "host-id"); got != h.ID {
+		t.Errorf("%s restarted: IMDS placement/host-id %q, topology %s", id, got, h.ID)
+	}
+	// The host-id filter matches what the topology has on the host.
+	out, err = c.DescribeInstances(ctx(t), &ec2.DescribeInstancesInput{Filters: []types.Filter{
+		{Name: aws.String("host-id"), Values: []string{h.ID}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			got = append(got, aws.ToString(in.InstanceId))
+		}
+	}
+	var onHost []string
+	for _, x := range h.Instances {
+		onHost = append(onHost, x.ID)
+	}
+	if sort.Strings(got); !reflect.DeepEqual(got, sortedCopy(onHost)) {
+		t.Errorf("filter host-id=%s: %v, topology has %v", h.ID, got, onHost)
+	}
+
+	// Two more into partition 2 go to its own rack (it has room), not to a
+	// new one.
+	more, err := launch(ctx(t), c, image, 2, &types.Placement{GroupName: aws.String("parts"), PartitionNumber: aws.Int32(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo = readTopology(t, srv)
+	for _, m := range more {
+		if r := topo.rackOf(m); r != newRack || topo.inst[m].Partition != 2 {
+			t.Errorf("%s launched into partition 2: rack %q partition %d, want partition 2's rack %s", m, r, topo.inst[m].Partition, newRack)
+		}
+	}
+	waitState(t, c, "running", more...)
 	if t.Failed() {
 		t.Logf("topology:\n%s", nuboTopology(t, srv))
 	}
@@ -324,6 +360,21 @@ func TestPlacementSpreadLimit(t *testing.T) {
 	}
 	_, err = launch(ctx(t), c, image, 1, inA)
 	wantAPIError(t, err, "InsufficientInstanceCapacity", 0)
+
+	// A whole zone fails: its one member stops, the others run on.
+	out := nuboTopology(t, srv, "fail", "--zone", "us-east-1b")
+	if want := "stopped " + inB[0]; !strings.Contains(out, want) || strings.Count(out, "stopped ") != 1 ||
+		strings.Count(out, "failed us-east-1b/") != 16 {
+		t.Errorf("nubo topology fail --zone us-east-1b:\n%s\nwant 16 hosts failed and only %s stopped", out, inB[0])
+	}
+	waitState(t, c, "stopped", inB[0])
+	after = waitSettled(t, c, all...)
+	checkFailedStop(t, after[inB[0]], topo.where[inB[0]].ID, topo.rackOf(inB[0]))
+	for _, id := range ids {
+		if after[id].State.Name != types.InstanceStateNameRunning {
+			t.Errorf("%s (us-east-1a): %s after us-east-1b failed", id, after[id].State.Name)
+		}
+	}
 	if t.Failed() {
 		t.Logf("topology:\n%s", nuboTopology(t, srv))
 	}
