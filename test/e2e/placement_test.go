@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -14,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 
+	"nubo/internal/account"
 	"nubo/internal/nubotest"
 )
 
@@ -500,6 +504,72 @@ func TestPlacementClusterJoinsItsZone(t *testing.T) {
 	if r := topo.rackOf(more[0]); r != rack {
 		t.Errorf("%s launched without a zone on rack %q, want the cluster's %s", more[0], r, rack)
 	}
+}
+
+// TestPlacementDedicatedTenancy: on two hosts, dedicated instances of two
+// accounts never share a host with the other account's instances, whatever
+// the order of launches; DescribeInstances shows the tenancy.
+func TestPlacementDedicatedTenancy(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("instances need root")
+	}
+	dir := t.TempDir()
+	first := account.Account{ID: "111122223333", Name: "first", AccessKeyID: "AKIAFIRSTACCOUNT0000", SecretAccessKey: "first-secret"}
+	second := account.Account{ID: "222233334444", Name: "second", AccessKeyID: "AKIASECONDACCOUNT000", SecretAccessKey: "second-secret"}
+	b, _ := json.Marshal(account.Set{Accounts: []account.Account{first, second}})
+	if err := os.WriteFile(filepath.Join(dir, account.FileName), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv, c1, image := startTopologyIn(t, dir, "--racks", "1", "--hosts-per-rack", "2", "--zones", "a")
+	cfg, err := srv.Config(&second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2 := ec2.NewFromConfig(cfg)
+	owner := map[string]string{}
+	run := func(c *ec2.Client, who string, tenancy types.Tenancy) string {
+		t.Helper()
+		ids, err := launch(ctx(t), c, image, 1, &types.Placement{Tenancy: tenancy})
+		if err != nil {
+			t.Fatalf("%s: %s launch: %v", who, tenancy, err)
+		}
+		in := describe(t, c, ids[0])[ids[0]]
+		if in.Placement.Tenancy != tenancy {
+			t.Errorf("%s: Placement.Tenancy %q, want %q", ids[0], in.Placement.Tenancy, tenancy)
+		}
+		owner[ids[0]] = who
+		return ids[0]
+	}
+	d1 := run(c1, "first", types.TenancyDedicated)
+	s2 := run(c2, "second", types.TenancyDefault)
+	d2 := run(c2, "second", types.TenancyDedicated)
+	s1 := run(c1, "first", types.TenancyDefault)
+	d1b := run(c1, "first", types.TenancyDedicated)
+	s2b := run(c2, "second", types.TenancyDefault)
+
+	topo := readTopology(t, srv)
+	for _, h := range topo.Hosts {
+		accounts := map[string]bool{}
+		for _, in := range h.Instances {
+			accounts[owner[in.ID]] = true
+		}
+		if len(accounts) > 1 {
+			t.Errorf("host %s holds instances of both accounts (with dedicated ones): %v", h.ID, h.Instances)
+		}
+	}
+	if len(topo.where) != 6 {
+		t.Errorf("topology holds %d instances, want 6", len(topo.where))
+	}
+	for _, pair := range [][2]string{{d1, s1}, {d1, d1b}, {s2, d2}, {s2, s2b}} {
+		if topo.where[pair[0]].ID != topo.where[pair[1]].ID {
+			t.Errorf("%s and %s (one account, 2 hosts) on %s and %s", pair[0], pair[1], topo.where[pair[0]].ID, topo.where[pair[1]].ID)
+		}
+	}
+	if t.Failed() {
+		t.Logf("topology:\n%s", nuboTopology(t, srv))
+	}
+	waitState(t, c1, "running", d1, s1, d1b)
+	waitState(t, c2, "running", s2, d2, s2b)
 }
 
 // raceLaunches fires n concurrent RunInstances of one instance with

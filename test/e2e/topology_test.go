@@ -24,6 +24,13 @@ import (
 // it returns the ID of debian-12-minimal.
 func startTopology(t *testing.T, extra ...string) (*nubotest.Server, *ec2.Client, string) {
 	t.Helper()
+	return startTopologyIn(t, t.TempDir(), extra...)
+}
+
+// startTopologyIn is startTopology with a data dir of the caller's (one
+// holding an accounts file, say).
+func startTopologyIn(t *testing.T, dir string, extra ...string) (*nubotest.Server, *ec2.Client, string) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("instances need root")
 	}
@@ -35,7 +42,7 @@ func startTopology(t *testing.T, extra ...string) (*nubotest.Server, *ec2.Client
 		t.Fatal(err)
 	}
 	args := append([]string{"--image-dir", images, "--terminated-ttl", "2s", "--host-vcpus", "64", "--host-memory-mib", "65536"}, extra...)
-	srv, c := startIn(t, t.TempDir(), args...)
+	srv, c := startIn(t, dir, args...)
 	out, err := c.DescribeImages(ctx(t), &ec2.DescribeImagesInput{Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"debian-12-minimal"}}}})
 	if err != nil || len(out.Images) != 1 {
 		t.Fatalf("debian-12-minimal not registered: %v %+v", err, out)
