@@ -161,11 +161,28 @@ func medianF(xs []float64) float64 {
 // each terminated (and waited for) before the next launch so that capacity
 // and the spread group's 7-per-zone limit are not the variable.
 func benchPlacementLaunches(ctx context.Context, n int) error {
-	_, c, stop, err := benchServer(ctx, "debian-12-minimal")
+	srv, c, stop, err := benchServer(ctx, "debian-12-minimal")
 	if err != nil {
 		return err
 	}
 	defer stop()
+	// stuck says what an instance that did not run looks like, and what the
+	// server logged.
+	stuck := func(what string, ids []string, err error) error {
+		state := ""
+		if d, derr := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids}); derr == nil && len(d.Reservations) > 0 {
+			in := d.Reservations[0].Instances[0]
+			state = fmt.Sprintf(" (state %s, reason %q, host %s)", in.State.Name, aws.ToString(in.StateTransitionReason), aws.ToString(in.Placement.HostId))
+			if in.StateReason != nil {
+				state += fmt.Sprintf(" (state reason %q)", aws.ToString(in.StateReason.Message))
+			}
+		}
+		log := srv.Stderr()
+		if len(log) > 4000 {
+			log = log[len(log)-4000:]
+		}
+		return fmt.Errorf("%s: %s: %w%s\nserver log (tail):\n%s", what, ids, err, state, log)
+	}
 	image, err := imageID(ctx, c, "debian-12-minimal")
 	if err != nil {
 		return err
@@ -203,7 +220,7 @@ func benchPlacementLaunches(ctx context.Context, n int) error {
 			rtt := time.Since(t0)
 			ids := []string{aws.ToString(out.Instances[0].InstanceId)}
 			if err := waitRunning(ctx, c, ids, 5*time.Millisecond); err != nil {
-				return err
+				return stuck(fmt.Sprintf("%s, round %d", v.name, round), ids, err)
 			}
 			running := time.Since(t0)
 			if round >= 0 {
@@ -216,7 +233,7 @@ func benchPlacementLaunches(ctx context.Context, n int) error {
 			if err := ec2.NewInstanceTerminatedWaiter(c, func(o *ec2.InstanceTerminatedWaiterOptions) {
 				o.MinDelay, o.MaxDelay = 20*time.Millisecond, 100*time.Millisecond
 			}).Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids}, 2*time.Minute); err != nil {
-				return err
+				return stuck(fmt.Sprintf("%s, round %d, terminating", v.name, round), ids, err)
 			}
 		}
 	}
