@@ -53,7 +53,9 @@ func (s *Service) lookupGroup(ctx context.Context, account, name, id string) (*P
 
 // groupOp rewrites g's record as it is, under a check that it did not
 // change: the launch's transaction then conflicts with any other launch
-// into the group, and fails if the group was deleted meanwhile.
+// into the group, and fails if the group was deleted meanwhile. Read it
+// before the topology the launch decides from, or a launch committing in
+// between would be neither seen nor a conflict.
 func (s *Service) groupOp(ctx context.Context, g *PlacementGroup) (store.Op, error) {
 	var raw json.RawMessage
 	rev, err := s.Store.GetRev(ctx, g.Key, &raw)
@@ -127,6 +129,14 @@ func (s *Service) replace(ctx context.Context, in *Instance) ([]store.Op, error)
 	if err != nil {
 		return nil, err
 	}
+	var ops []store.Op
+	if group != nil { // before the topology, as in Run
+		op, err := s.groupOp(ctx, group)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, op)
+	}
 	view, err := topology.Read(ctx, s.Store)
 	if err != nil {
 		return nil, err
@@ -149,18 +159,11 @@ func (s *Service) replace(ctx context.Context, in *Instance) ([]store.Op, error)
 	if ps[0].Partition != 0 {
 		in.Partition = ps[0].Partition
 	}
-	ops := view.Take([]string{in.ID}, []string{in.Host}, []topology.Usage{usage(it, *in)})
+	ops = append(ops, view.Take([]string{in.ID}, []string{in.Host}, []topology.Usage{usage(it, *in)})...)
 	if old != in.Host {
 		if op, ok := view.Drop(old, in.ID); ok {
 			ops = append(ops, op)
 		}
-	}
-	if group != nil {
-		op, err := s.groupOp(ctx, group)
-		if err != nil {
-			return nil, err
-		}
-		ops = append(ops, op)
 	}
 	return ops, nil
 }

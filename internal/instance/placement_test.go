@@ -228,11 +228,12 @@ func TestModifyPlacement(t *testing.T) {
 	}
 }
 
-// TestGroupRuleHoldsAcrossHosts: two launches into one spread group that
-// decide at the same time for different hosts (so no allocation conflicts)
-// must still not both take the group's last slot in the zone: the group
-// record's compare-and-swap makes one of them decide again.
-func TestGroupRuleHoldsAcrossHosts(t *testing.T) {
+// sixOfSpread is a zone of 8 one-host racks, a spread group "web" with
+// six members on r01..r06, and two free racks: r07 (4 vCPUs, 2 used) the
+// lighter, where a 2-vCPU launch goes, and r08 (16 vCPUs, 12 used) the
+// only one a 4-vCPU launch fits on.
+func sixOfSpread(t *testing.T) (*Service, string) {
+	t.Helper()
 	s, image := newServiceOn(t, topology.Layout{Zones: []string{"us-east-1a"}, Racks: 8, HostsPerRack: 1, VCPUs: 4})
 	withGroups(t, s, scheduler.Group{ID: "pg-5", Name: "web", Strategy: scheduler.Spread})
 	ctx := context.Background()
@@ -240,9 +241,6 @@ func TestGroupRuleHoldsAcrossHosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Six members on r01..r06. r07 (4 vCPUs, 2 used) is the lighter host,
-	// where a 2-vCPU launch goes; r08 (16 vCPUs, 12 used) the only one a
-	// 4-vCPU launch fits on.
 	var ops []store.Op
 	for i, h := range v.Hosts {
 		a := topology.Allocation{Instances: map[string]topology.Usage{}}
@@ -261,28 +259,40 @@ func TestGroupRuleHoldsAcrossHosts(t *testing.T) {
 	if err := s.Store.Apply(ctx, ops...); err != nil {
 		t.Fatal(err)
 	}
+	return s, image
+}
+
+// launchAt launches one instance of typ into "web" at a given address and
+// without a public one, so that address claims never conflict.
+func launchAt(ctx context.Context, s *Service, image, typ string, i int) error {
+	_, err := s.Run(ctx, account, spec(image, func(r *RunSpec) {
+		r.InstanceType, r.PlacementGroupName, r.PrivateIP = typ, "web", fmt.Sprintf("172.31.0.%d", 50+i)
+		r.AssociatePublicIP = new(bool)
+	}))
+	return err
+}
+
+// TestGroupRuleHoldsAcrossHosts: two launches into one spread group that
+// decide at the same time for different hosts (so no allocation conflicts)
+// must still not both take the group's last slot in the zone: the group
+// record's compare-and-swap makes one of them decide again.
+func TestGroupRuleHoldsAcrossHosts(t *testing.T) {
+	s, image := sixOfSpread(t)
+	ctx := context.Background()
 	// Both decide before either commits.
 	var arrived sync.WaitGroup
 	arrived.Add(2)
 	var calls atomic.Int32
-	testHookBeforeCommit = func() { // first attempts wait for each other; retries pass
+	testHookAfterRead = func() { // first attempts wait for each other; retries pass
 		if calls.Add(1) <= 2 {
 			arrived.Done()
 			arrived.Wait()
 		}
 	}
-	t.Cleanup(func() { testHookBeforeCommit = func() {} })
+	t.Cleanup(func() { testHookAfterRead = func() {} })
 	errs := make(chan error, 2)
-	// Given private addresses and no public one, so that their address
-	// claims do not conflict either.
 	for i, typ := range []string{"t3.micro", "t3.xlarge"} {
-		go func() {
-			_, err := s.Run(ctx, account, spec(image, func(r *RunSpec) {
-				r.InstanceType, r.PlacementGroupName, r.PrivateIP = typ, "web", fmt.Sprintf("172.31.0.%d", 50+i)
-				r.AssociatePublicIP = new(bool)
-			}))
-			errs <- err
-		}()
+		go func() { errs <- launchAt(ctx, s, image, typ, i) }()
 	}
 	var failed int
 	for range 2 {
@@ -318,4 +328,25 @@ func TestGroupPicksTheZone(t *testing.T) {
 	if z := res.Instances[0].Zone; z != "us-east-1b" {
 		t.Fatalf("8th member in %s, want us-east-1b", z)
 	}
+}
+
+// TestGroupReadBeforeTopology: a launch into the group that commits after
+// another launch read the topology, and before it decides, is seen: the
+// group's revision is read first, so the late launch fails its swap.
+func TestGroupReadBeforeTopology(t *testing.T) {
+	s, image := sixOfSpread(t)
+	ctx := context.Background()
+	var other atomic.Bool
+	var otherErr error
+	testHookAfterRead = func() {
+		if other.CompareAndSwap(false, true) { // inside the first launch only
+			otherErr = launchAt(ctx, s, image, "t3.xlarge", 1)
+		}
+	}
+	t.Cleanup(func() { testHookAfterRead = func() {} })
+	err := launchAt(ctx, s, image, "t3.micro", 0)
+	if otherErr != nil {
+		t.Fatalf("the launch in between: %v", otherErr)
+	}
+	wantError(t, err, scheduler.InsufficientInstanceCapacity, "7")
 }

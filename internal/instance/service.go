@@ -43,8 +43,9 @@ type Service struct {
 	Now             func() time.Time
 }
 
-// testHookBeforeCommit runs between a launch's decision and its commit.
-var testHookBeforeCommit = func() {}
+// testHookAfterRead runs between a launch's read of the topology and its
+// decision.
+var testHookAfterRead = func() {}
 
 // MaxLaunch is the most instances one RunInstances launches (EC2's
 // max-instances account attribute): the launch is one etcd transaction of a
@@ -200,10 +201,22 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 		if err != nil {
 			return Reservation{}, err
 		}
+		// The group's revision is read before the topology: a launch into
+		// the group that commits after this read fails ours, and one that
+		// committed before it is in the topology we decide from.
+		var gop []store.Op
+		if group != nil {
+			op, err := s.groupOp(ctx, group)
+			if err != nil {
+				return Reservation{}, err
+			}
+			gop = append(gop, op)
+		}
 		view, err := topology.Read(ctx, s.Store)
 		if err != nil {
 			return Reservation{}, err
 		}
+		testHookAfterRead()
 		ps, err := scheduler.Place(scheduler.Request{
 			MinCount: spec.MinCount, MaxCount: spec.MaxCount, Zone: sn.Zone,
 			VCPUs: int(it.VCpuInfo.DefaultVCpus), MemoryMiB: it.MemoryInfo.SizeInMiB,
@@ -233,19 +246,12 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 			ids[i], hosts[i], uses[i] = in.ID, in.Host, usage(it, *in)
 		}
 		ops = append(ops, view.Take(ids, hosts, uses)...)
-		if group != nil {
-			op, err := s.groupOp(ctx, group)
-			if err != nil {
-				return Reservation{}, err
-			}
-			ops = append(ops, op)
-		}
+		ops = append(ops, gop...)
 		ops = append(ops, checks...)
 		if ops, err = s.interfaces(ctx, account, spec, sn, public, &res, ops); err != nil {
 			return Reservation{}, err
 		}
 		prior := idempotency{Hash: hash, ReservationID: res.ID, InstanceIDs: ids}
-		testHookBeforeCommit()
 		if spec.ClientToken != "" {
 			ops = append(ops, store.Op{Key: idemKey, Value: prior})
 		}
