@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 
 	"nubo/internal/apierr"
 	"nubo/internal/catalog"
@@ -262,24 +263,41 @@ func (s *Service) InGroup(ctx context.Context, account, groupID string) (bool, e
 }
 
 // groupZone is the zone a launch into group goes to when it names neither
-// subnet nor zone: the scheduler's choice (a cluster group's members' zone;
-// else the zone with fewest members of the group that fits the most).
+// subnet nor zone: the first that takes it of the zones ordered by the
+// group's members there, most first (then as configured). So a cluster or
+// partition group stays where it is, and a full spread group's next
+// instance goes to another zone.
 func (s *Service) groupZone(ctx context.Context, account string, it catalog.InstanceType, spec RunSpec, group *PlacementGroup) (string, error) {
 	view, err := topology.Read(ctx, s.Store)
 	if err != nil {
 		return "", err
 	}
-	zones := map[string]bool{}
-	for _, z := range s.Zones {
-		zones[z] = true
+	snap := view.Scheduling(nil, "")
+	zoneOf := map[string]string{}
+	for _, h := range snap.Hosts {
+		zoneOf[h.Name] = h.Zone
 	}
-	ps, err := scheduler.Place(scheduler.Request{
-		MinCount: spec.MinCount, MaxCount: spec.MaxCount,
-		VCPUs: int(it.VCpuInfo.DefaultVCpus), MemoryMiB: it.MemoryInfo.SizeInMiB,
-		Account: account, Tenancy: spec.Tenancy, Group: group.sched(), Partition: spec.PartitionNumber,
-	}, view.Scheduling(func(h topology.Host) bool { return zones[h.Zone] }, ""))
-	if err != nil {
-		return "", err
+	members := map[string]int{}
+	for _, in := range snap.Instances {
+		if in.Group == group.ID {
+			members[zoneOf[in.Host]]++
+		}
 	}
-	return ps[0].Zone, nil
+	zones := append([]string(nil), s.Zones...)
+	sort.SliceStable(zones, func(i, j int) bool { return members[zones[i]] > members[zones[j]] })
+	var first error
+	for _, z := range zones {
+		_, err := scheduler.Place(scheduler.Request{
+			MinCount: spec.MinCount, MaxCount: spec.MaxCount, Zone: z,
+			VCPUs: int(it.VCpuInfo.DefaultVCpus), MemoryMiB: it.MemoryInfo.SizeInMiB,
+			Account: account, Tenancy: spec.Tenancy, Group: group.sched(), Partition: spec.PartitionNumber,
+		}, snap)
+		if err == nil {
+			return z, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return "", first
 }

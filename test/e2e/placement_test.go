@@ -489,14 +489,6 @@ func TestPlacementClusterJoinsItsZone(t *testing.T) {
 	wantAPIError(t, err, "InvalidPlacementGroup.InUse", 0)
 
 	more, err := launch(ctx(t), c, image, 1, &types.Placement{GroupName: aws.String("cluster")})
-	var ae smithy.APIError
-	if errors.As(err, &ae) && ae.ErrorCode() == "InvalidPlacementGroup.InUse" {
-		// BUG (nubo): instance.Service.subnet defaults a launch without
-		// SubnetId or AvailabilityZone to the first zone (us-east-1a) before
-		// the scheduler runs, so the scheduler's "members fix the zone"
-		// (candidateZones' home zone when req.Zone is "") never applies.
-		t.Skipf("BUG: a launch into a cluster group in us-east-1b without a zone is refused (%s: %s); it should join us-east-1b", ae.ErrorCode(), ae.ErrorMessage())
-	}
 	if err != nil {
 		t.Fatalf("launch into the cluster group without a zone: %v", err)
 	}
