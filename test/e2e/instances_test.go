@@ -18,7 +18,14 @@ import (
 
 // startWithImages runs a server sharing the suite's image cache and returns
 // the ID of debian-12-minimal. Tests that run instances need root and runc.
-func startWithImages(t *testing.T) (*nubotest.Server, *ec2.Client, string) {
+func startWithImages(t *testing.T, extra ...string) (*nubotest.Server, *ec2.Client, string) {
+	t.Helper()
+	return startWithImagesIn(t, t.TempDir(), extra...)
+}
+
+// startWithImagesIn is startWithImages with a data dir of the caller's (one
+// holding an accounts file, say) and extra server flags.
+func startWithImagesIn(t *testing.T, dir string, extra ...string) (*nubotest.Server, *ec2.Client, string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("instances need root")
@@ -30,7 +37,8 @@ func startWithImages(t *testing.T) (*nubotest.Server, *ec2.Client, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, c := startIn(t, t.TempDir(), "--image-dir", images, "--terminated-ttl", "2s", "--host-vcpus", "64", "--host-memory-mib", "65536")
+	args := append([]string{"--image-dir", images, "--terminated-ttl", "2s", "--host-vcpus", "64", "--host-memory-mib", "65536"}, extra...)
+	srv, c := startIn(t, dir, args...)
 	out, err := c.DescribeImages(ctx(t), &ec2.DescribeImagesInput{Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"debian-12-minimal"}}}})
 	if err != nil || len(out.Images) != 1 {
 		t.Fatalf("debian-12-minimal not registered: %v %+v", err, out)

@@ -73,7 +73,7 @@ func checkFailedStop(t *testing.T, in types.Instance, host, rack string) {
 // its instances and nothing else, and a restarted one comes back in
 // partition 2 on a rack of its own.
 func TestPlacementPartitionRackFailure(t *testing.T) {
-	srv, c, image := startTopology(t) // 8 racks of 2 hosts per zone
+	srv, c, image := startWithImages(t) // 8 racks of 2 hosts per zone
 	groupID := createGroup(t, c, "parts", types.PlacementStrategyPartition, 3)
 	ids, err := launch(ctx(t), c, image, 9, &types.Placement{AvailabilityZone: aws.String("us-east-1a"), GroupName: aws.String("parts")})
 	if err != nil {
@@ -291,7 +291,7 @@ func TestPlacementPartitionRackFailure(t *testing.T) {
 // a zone, each on its own rack; the 8th in that zone is refused for
 // capacity, in another zone it runs; failing one rack stops one member.
 func TestPlacementSpreadLimit(t *testing.T) {
-	srv, c, image := startTopology(t)
+	srv, c, image := startWithImages(t)
 	groupID := createGroup(t, c, "spread", types.PlacementStrategySpread, 0)
 	inA := &types.Placement{AvailabilityZone: aws.String("us-east-1a"), GroupName: aws.String("spread")}
 	var ids []string
@@ -394,7 +394,7 @@ func sortedCopy(s []string) []string {
 // whole launch: 5 where racks hold 4 is refused and leaves nothing; 4 land
 // on one rack, and failing it stops them all.
 func TestPlacementClusterOneRack(t *testing.T) {
-	srv, c, image := startTopology(t, "--racks", "2", "--hosts-per-rack", "2", "--host-slots", "2")
+	srv, c, image := startWithImages(t, "--racks", "2", "--hosts-per-rack", "2", "--host-slots", "2")
 	groupID := createGroup(t, c, "cluster", types.PlacementStrategyCluster, 0)
 	inCluster := &types.Placement{GroupName: aws.String("cluster")}
 	_, err := launch(ctx(t), c, image, 5, inCluster)
@@ -474,7 +474,7 @@ func TestPlacementClusterOneRack(t *testing.T) {
 // a launch naming another zone is refused with InvalidPlacementGroup.InUse,
 // one naming none joins the members' zone and rack.
 func TestPlacementClusterJoinsItsZone(t *testing.T) {
-	srv, c, image := startTopology(t)
+	srv, c, image := startWithImages(t)
 	createGroup(t, c, "cluster", types.PlacementStrategyCluster, 0)
 	ids, err := launch(ctx(t), c, image, 2, &types.Placement{GroupName: aws.String("cluster"), AvailabilityZone: aws.String("us-east-1b")})
 	if err != nil {
@@ -512,7 +512,7 @@ func TestPlacementDedicatedTenancy(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, account.FileName), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv, c1, image := startTopologyIn(t, dir, "--racks", "1", "--hosts-per-rack", "2", "--zones", "a")
+	srv, c1, image := startWithImagesIn(t, dir, "--racks", "1", "--hosts-per-rack", "2", "--zones", "a")
 	cfg, err := srv.Config(&second)
 	if err != nil {
 		t.Fatal(err)
@@ -598,31 +598,12 @@ func raceLaunches(t *testing.T, c *ec2.Client, image string, n int, p *types.Pla
 	return ok, codes
 }
 
-// running lists the instances that are not terminated.
-func notTerminated(t *testing.T, c *ec2.Client) []string {
-	t.Helper()
-	out, err := c.DescribeInstances(ctx(t), &ec2.DescribeInstancesInput{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for _, r := range out.Reservations {
-		for _, in := range r.Instances {
-			if in.State.Name != types.InstanceStateNameTerminated {
-				ids = append(ids, aws.ToString(in.InstanceId))
-			}
-		}
-	}
-	sort.Strings(ids)
-	return ids
-}
-
 // TestPlacementConcurrentLastSlots: concurrent launches racing for the last
 // slots get exactly the slots there are, no host over its limit; the same
 // for a spread group's 7 per zone.
 func TestPlacementConcurrentLastSlots(t *testing.T) {
 	t.Run("slots", func(t *testing.T) {
-		srv, c, image := startTopology(t, "--racks", "1", "--hosts-per-rack", "2", "--host-slots", "2", "--zones", "a")
+		srv, c, image := startWithImages(t, "--racks", "1", "--hosts-per-rack", "2", "--host-slots", "2", "--zones", "a")
 		ok, codes := raceLaunches(t, c, image, 10, nil)
 		if len(ok) != 4 || codes["InsufficientInstanceCapacity"] != 6 || len(codes) != 1 {
 			t.Errorf("10 concurrent launches for 4 slots: %d launched %v, errors %v; want 4 and 6 InsufficientInstanceCapacity", len(ok), ok, codes)
@@ -677,7 +658,7 @@ func TestPlacementConcurrentLastSlots(t *testing.T) {
 		}
 	})
 	t.Run("spread", func(t *testing.T) {
-		srv, c, image := startTopology(t, "--racks", "8", "--hosts-per-rack", "1", "--zones", "a")
+		srv, c, image := startWithImages(t, "--racks", "8", "--hosts-per-rack", "1", "--zones", "a")
 		createGroup(t, c, "spread", types.PlacementStrategySpread, 0)
 		ok, codes := raceLaunches(t, c, image, 10, &types.Placement{GroupName: aws.String("spread")})
 		if len(ok) != 7 || codes["InsufficientInstanceCapacity"] != 3 || len(codes) != 1 {
@@ -761,7 +742,7 @@ func TestPlacementConcurrentLastSlots(t *testing.T) {
 // partition 2, then no group); bad partition numbers and unknown groups are
 // refused at launch.
 func TestPlacementGroupLifecycle(t *testing.T) {
-	srv, c, image := startTopology(t)
+	srv, c, image := startWithImages(t)
 	createGroup(t, c, "old", types.PlacementStrategySpread, 0)
 	newID := createGroup(t, c, "new", types.PlacementStrategyPartition, 3)
 	ids, err := launch(ctx(t), c, image, 1, &types.Placement{GroupName: aws.String("old")})

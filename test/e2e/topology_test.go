@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"regexp"
 	"sort"
@@ -17,38 +16,6 @@ import (
 
 	"nubo/internal/nubotest"
 )
-
-// startTopology runs a server with the suite's image cache, hosts of 64
-// vCPUs and 64 GiB (so that only the flags given limit capacity), and the
-// extra serve flags (--racks, --hosts-per-rack, --host-slots, --zones);
-// it returns the ID of debian-12-minimal.
-func startTopology(t *testing.T, extra ...string) (*nubotest.Server, *ec2.Client, string) {
-	t.Helper()
-	return startTopologyIn(t, t.TempDir(), extra...)
-}
-
-// startTopologyIn is startTopology with a data dir of the caller's (one
-// holding an accounts file, say).
-func startTopologyIn(t *testing.T, dir string, extra ...string) (*nubotest.Server, *ec2.Client, string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("instances need root")
-	}
-	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("instances need runc (make install)")
-	}
-	images, err := nubotest.ImageCache(context.Background(), "debian-12-minimal")
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := append([]string{"--image-dir", images, "--terminated-ttl", "2s", "--host-vcpus", "64", "--host-memory-mib", "65536"}, extra...)
-	srv, c := startIn(t, dir, args...)
-	out, err := c.DescribeImages(ctx(t), &ec2.DescribeImagesInput{Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"debian-12-minimal"}}}})
-	if err != nil || len(out.Images) != 1 {
-		t.Fatalf("debian-12-minimal not registered: %v %+v", err, out)
-	}
-	return srv, c, aws.ToString(out.Images[0].ImageId)
-}
 
 // topoHost is one line of `nubo topology`.
 type topoHost struct {
@@ -173,8 +140,14 @@ func describe(t *testing.T, c *ec2.Client, ids ...string) map[string]types.Insta
 // not terminated (placement-group-name filter).
 func inGroup(t *testing.T, c *ec2.Client, name string) []string {
 	t.Helper()
-	out, err := c.DescribeInstances(ctx(t), &ec2.DescribeInstancesInput{Filters: []types.Filter{
-		{Name: aws.String("placement-group-name"), Values: []string{name}}}})
+	return notTerminated(t, c, types.Filter{Name: aws.String("placement-group-name"), Values: []string{name}})
+}
+
+// notTerminated lists, sorted, the IDs of the instances filters select
+// that are not terminated.
+func notTerminated(t *testing.T, c *ec2.Client, filters ...types.Filter) []string {
+	t.Helper()
+	out, err := c.DescribeInstances(ctx(t), &ec2.DescribeInstancesInput{Filters: filters})
 	if err != nil {
 		t.Fatal(err)
 	}
