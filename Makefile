@@ -24,7 +24,16 @@ export NUBO_IMAGE_CACHE ?= $(CURDIR)/.cache/images
 
 all: build
 
-# Idempotent: apt-get runs only when a package is missing.
+# CRIU 4.x for instance hibernation (runc checkpoint/restore), built by
+# scripts/install-criu.sh into $(CRIU_DIR): Debian 12's criu 3.17 fails on
+# kernels >= 6.13. Build deps (bookworm): protobuf-c (image format), libprotobuf-dev
+# (descriptor.proto), libnl-3, libnet1, libcap, uuid (required by CRIU),
+# libnftables (network-lock nftables: no iptables here); no docs/python toolchain.
+# Call it with CRIU_FAULT=130 and CRIU_CONFIG_FILE=$(CRIU_DIR)/criu.conf.
+CRIU_DIR := /usr/local/lib/nubo/criu
+
+# Idempotent: apt-get runs only when a package is missing; the CRIU build only
+# when $(CRIU_DIR)/criu is missing or older than 4.
 install:
 	@missing=""; for p in $(DEBS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
@@ -33,6 +42,7 @@ install:
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+	@NUBO_CRIU_DIR=$(CRIU_DIR) scripts/install-criu.sh
 
 build:
 	$(GO) build -o $(BIN) ./cmd/nubo
