@@ -49,6 +49,7 @@ var (
 	ReasonCrashed       = &Reason{"Server.InternalError", "Server.InternalError: The instance's processes ended unexpectedly"}
 	ReasonHostFailed    = &Reason{"Server.InternalError", "Server.InternalError: The host the instance ran on failed"}
 	ReasonNoCapacity    = &Reason{"Server.InsufficientInstanceCapacity", "Server.InsufficientInstanceCapacity: Insufficient capacity to satisfy start request"}
+	ReasonUserHibernate = &Reason{"Client.UserInitiatedHibernate", "Client.UserInitiatedHibernate: User initiated hibernate"}
 )
 
 // Instance is the stored record of one instance.
@@ -84,6 +85,12 @@ type Instance struct {
 	Desired string `json:"desired"`
 	// ForceStop: stop without giving the instance time to shut down.
 	ForceStop bool `json:"forceStop,omitempty"`
+	// Hibernation: configured for hibernation at launch (never changes).
+	// Hibernate: the current or last stop is a hibernation (set by
+	// StopHibernate, cleared by a normal stop); the agent saves the memory
+	// when stopping and restores it at the next start.
+	Hibernation bool `json:"hibernation,omitempty"`
+	Hibernate   bool `json:"hibernate,omitempty"`
 	// Boot counts start and reboot requests; an agent seeing a higher Boot
 	// than it last ran restarts the instance.
 	Boot int64 `json:"boot"`

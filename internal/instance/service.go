@@ -40,7 +40,11 @@ type Service struct {
 	ENIs    *eni.Service
 	// PlacementGroups resolves Placement.GroupName and GroupId; nil: none.
 	PlacementGroups GroupLookup
-	Now             func() time.Time
+	// Hibernation says whether this region's hosts can hibernate
+	// instances: nil, or returning nil, yes; an error says why not, and
+	// launches configured for hibernation are refused with it.
+	Hibernation func() error
+	Now         func() time.Time
 }
 
 // testHookAfterRead runs between a launch's read of the topology and its
@@ -85,6 +89,8 @@ type RunSpec struct {
 	PlacementGroupID   string `json:",omitempty"`
 	PartitionNumber    int    `json:",omitempty"`
 	Tenancy            string `json:",omitempty"`
+	// Hibernation is HibernationOptions.Configured.
+	Hibernation bool `json:",omitempty"`
 }
 
 // Reservation is what RunInstances answers.
@@ -172,6 +178,9 @@ func (s *Service) Run(ctx context.Context, account string, spec RunSpec) (Reserv
 	}
 	root, err := s.planRoot(ctx, account, spec, im)
 	if err != nil {
+		return Reservation{}, err
+	}
+	if err := s.checkHibernation(spec, it, im, root); err != nil {
 		return Reservation{}, err
 	}
 	if im.RootDeleteOnTermination != nil && (spec.Root == nil || spec.Root.DeleteOnTermination == nil) {
@@ -309,6 +318,7 @@ func (s *Service) newReservation(ctx context.Context, account string, spec RunSp
 			RootDevice:            im.RootDevice,
 			RootSizeGiB:           spec.RootSizeGiB,
 			DeleteOnTermination:   spec.DeleteOnTermination,
+			Hibernation:           spec.Hibernation,
 		}
 		// Stored whole, so that later changes of the defaults leave running
 		// instances as they were launched.
@@ -545,11 +555,14 @@ func (s *Service) Stop(ctx context.Context, account string, ids []string, force 
 			return nil
 		case Stopping:
 			in.ForceStop = in.ForceStop || force // a second, forced stop hurries a slow one
+			if force && in.Hibernate {           // and ends a hibernation stuck in stopping, as on EC2
+				in.Hibernate, in.StateReason = false, ReasonUserStop
+			}
 			return nil
 		case Terminated, ShuttingDown:
 			return apierr.New("IncorrectInstanceState", "This instance '%s' is not in a state from which it can be stopped.", in.ID)
 		}
-		in.Desired, in.State, in.ForceStop = Stopped, Stopping, force
+		in.Desired, in.State, in.ForceStop, in.Hibernate = Stopped, Stopping, force, false
 		in.StateReason = ReasonUserStop
 		in.StateTransitionReason = s.transitionReason("User initiated")
 		return nil

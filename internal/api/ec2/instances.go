@@ -89,6 +89,9 @@ func (a *API) runInstances(ctx context.Context, r *ec2query.Request) (any, error
 			return nil, apierr.New(apierr.InvalidParameterValue, "User data is limited to 16384 bytes (got %d).", len(raw))
 		}
 	}
+	if spec.Hibernation, err = p.Member("HibernationOptions").Bool("Configured"); err != nil {
+		return nil, err
+	}
 	if mo, given, err := parseMetadataOptions(p.Member("MetadataOptions")); err != nil {
 		return nil, err
 	} else if given {
@@ -398,6 +401,7 @@ func (a *API) instanceItem(in instance.Instance, names func(instance.Instance) (
 		UsageOperation:        "RunInstances",
 		CurrentInstanceBootMd: "legacy-bios",
 		MetadataOptions:       metadataOptionsOf(in.MetadataOptions),
+		HibernationOptions:    hibernationItem{Configured: in.Hibernation},
 	}
 	item.Monitoring.State = "disabled"
 	if in.StateReason != nil {
@@ -471,6 +475,9 @@ var instanceFilters = map[string]ec2query.FilterFunc[instance.Instance]{
 	},
 	"metadata-options.http-protocol-ipv6": func(in instance.Instance) []string {
 		return []string{in.MetadataOptions.Effective().HTTPProtocolIPv6}
+	},
+	"hibernation-options.configured": func(in instance.Instance) []string {
+		return []string{strconv.FormatBool(in.Hibernation)}
 	},
 	"instance.group-id":          instanceGroupIDs,
 	"network-interface.group-id": instanceGroupIDs,
@@ -702,14 +709,19 @@ func (a *API) stopInstances(ctx context.Context, r *ec2query.Request) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	if _, err := r.Params.Bool("Hibernate"); err != nil {
+	hibernate, err := r.Params.Bool("Hibernate")
+	if err != nil {
 		return nil, err
 	}
 	ids, err := a.instanceIDs(r)
 	if err != nil {
 		return nil, err
 	}
-	changes, err := a.Instances.Stop(ctx, r.Account, ids, force)
+	stop := a.Instances.Stop
+	if hibernate {
+		stop = a.Instances.StopHibernate
+	}
+	changes, err := stop(ctx, r.Account, ids, force)
 	if err != nil {
 		return nil, err
 	}
