@@ -48,6 +48,12 @@ type Spec struct {
 	// Devices are the block devices the instance has from boot (volumes
 	// attached while it was stopped); AttachDevice adds more while it runs.
 	Devices []BlockDevice
+
+	// Hibernatable lays the instance out so that a Hibernator can save and
+	// restore its processes (CRIU's needs): the runtime makes its network
+	// namespace (NetNS must be empty; Prepare says where it is, to plumb),
+	// and PID 1's output reaches ConsoleLog through a pipe.
+	Hibernatable bool `json:",omitempty"`
 }
 
 // BlockDevice is a host block device given to an instance: an EBS volume's
@@ -86,6 +92,25 @@ func ValidDeviceName(name string) bool {
 		}
 	}
 	return true
+}
+
+// Hibernator is a Driver that can save a Hibernatable instance's processes
+// (memory, open files, PIDs) and bring them back, as EC2's hibernation.
+type Hibernator interface {
+	// Prepare makes a Hibernatable instance's namespaces and PID 1,
+	// stopped before it runs anything, and returns the path of its network
+	// namespace for the network driver to plumb; Start then runs PID 1.
+	// Preparing a prepared or running instance returns the same path.
+	Prepare(ctx context.Context, id string) (netns string, err error)
+	// Checkpoint saves every process of the running instance into dir
+	// (made by the caller; the runtime makes it readable only to the
+	// instance's root) and ends them: the instance is then Stopped. On
+	// error the instance keeps running as it was.
+	Checkpoint(ctx context.Context, id, dir string) error
+	// Restore brings the processes saved in dir back (instead of Start)
+	// and returns the path of the instance's new network namespace:
+	// network devices are not saved, the caller plumbs them again.
+	Restore(ctx context.Context, id, dir string) (netns string, err error)
 }
 
 // ErrDeviceBusy: a filesystem on the device is mounted inside the instance.
