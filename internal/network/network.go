@@ -62,6 +62,11 @@ type Driver interface {
 	// the records decide who holds it); a primary address in use elsewhere
 	// is ErrConflict.
 
+	// Adopt makes the network namespace at path (one the instance's
+	// runtime made, e.g. /proc/PID/ns/net) the instance's: Attach then
+	// plumbs into it, and Detach releases it. Adopting the namespace the
+	// instance has is a no-op; another one while it has one is ErrConflict.
+	Adopt(ctx context.Context, instanceID, path string) error
 	// DetachInterface removes one interface, eth<device>, of an instance
 	// (its port, routes, neighbours and source-routing rules); its
 	// addresses stop answering at once. An absent interface is a no-op.

@@ -55,6 +55,7 @@ type Driver struct {
 	host      bool
 	vpcs      map[string]*vpc
 	instances map[string]map[int]network.Interface // by instance ID, device
+	adopted   map[string]string                    // instance ID → namespace path
 	owners    map[netip.Addr]string                // public IP → VPC ID
 	failures  map[Op]error
 	calls     map[Op]int
@@ -323,6 +324,33 @@ func (d *Driver) Attach(ctx context.Context, ifc network.Interface) (string, err
 	return d.Path(ifc.InstanceID), nil
 }
 
+// Adopt records that the instance's namespace is path (the fake has no
+// namespaces: Attach answers Path as ever).
+func (d *Driver) Adopt(ctx context.Context, instanceID, path string) error {
+	if !network.ValidID(instanceID, "i-") {
+		return fmt.Errorf("%w: instance ID %q", network.ErrInvalid, instanceID)
+	}
+	defer d.mu.Unlock()
+	if err := d.begin(ctx, OpAttach); err != nil {
+		return err
+	}
+	if d.adopted == nil {
+		d.adopted = map[string]string{}
+	}
+	if old, ok := d.adopted[instanceID]; ok && old != path {
+		return fmt.Errorf("%w: instance %s has namespace %s", network.ErrConflict, instanceID, old)
+	}
+	d.adopted[instanceID] = path
+	return nil
+}
+
+// Adopted is the namespace Adopt recorded for the instance.
+func (d *Driver) Adopted(instanceID string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.adopted[instanceID]
+}
+
 // others calls f with every interface of ifc's VPC but ifc itself.
 func (d *Driver) others(ifc network.Interface, f func(network.Interface)) {
 	for _, inst := range d.instances {
@@ -398,6 +426,7 @@ func (d *Driver) Detach(ctx context.Context, instanceID string) error {
 		return err
 	}
 	delete(d.instances, instanceID)
+	delete(d.adopted, instanceID)
 	return nil
 }
 

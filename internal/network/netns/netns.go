@@ -120,6 +120,43 @@ func prepareDir(dir string) error {
 	return nil
 }
 
+// Bind mounts the network namespace src (e.g. /proc/PID/ns/net) at path,
+// so that it lives on without its process. A namespace already at path is
+// kept if it is src's, else ErrOther.
+func Bind(src, path string) error {
+	var want, have unix.Stat_t
+	if err := unix.Stat(src, &want); err != nil {
+		return fmt.Errorf("stat %s: %w", src, err)
+	}
+	if ok, err := IsNS(path); err != nil {
+		return err
+	} else if ok {
+		if err := unix.Stat(path, &have); err != nil {
+			return fmt.Errorf("stat %s: %w", path, err)
+		}
+		if have.Ino == want.Ino && have.Dev == want.Dev {
+			return nil
+		}
+		return fmt.Errorf("%s: %w", path, ErrOther)
+	}
+	if err := prepareDir(filepath.Dir(path)); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o444)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	f.Close()
+	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("bind-mount %s on %s: %w", src, path, err)
+	}
+	return nil
+}
+
+// ErrOther: another namespace is mounted where one was to be.
+var ErrOther = errors.New("another namespace is there")
+
 // Delete unmounts and removes the namespace at path; the kernel frees it
 // once nothing else (a process, a socket, another mount) holds it. Absent
 // is not an error.
