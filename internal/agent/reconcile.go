@@ -147,9 +147,15 @@ func (a *Agent) boot(ctx context.Context, key string, in instance.Instance, exis
 	if err := a.mountRoot(ctx, in, im); err != nil {
 		return err
 	}
-	netns, err := a.attachNetwork(ctx, in)
-	if err != nil {
-		return err
+	// A hibernatable instance's runtime makes its network namespace: it is
+	// plumbed once PID 1 exists (below), not before.
+	_, hib := a.hibernator()
+	hib = hib && in.Hibernation
+	var netns string
+	if !hib {
+		if netns, err = a.attachNetwork(ctx, in); err != nil {
+			return err
+		}
 	}
 	if !exists {
 		it, ok := catalog.LookupInstanceType(in.InstanceType)
@@ -171,12 +177,24 @@ func (a *Agent) boot(ctx context.Context, key string, in instance.Instance, exis
 			Env:   []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "container=nubo", "NUBO_INSTANCE_ID=" + in.ID},
 			VCPUs: int(it.VCpuInfo.DefaultVCpus), MemoryMiB: it.MemoryInfo.SizeInMiB, PidsLimit: pidsLimit(it.MemoryInfo.SizeInMiB),
 			UIDBase: im.UIDBase, GIDBase: im.UIDBase, IDCount: 65536,
-			NetNS:      netns,
-			ConsoleLog: a.console(in.ID),
-			Devices:    devices,
+			NetNS:        netns,
+			ConsoleLog:   a.console(in.ID),
+			Devices:      devices,
+			Hibernatable: hib,
+		}
+		if resumed, err := a.resume(ctx, key, in, spec); err != nil || resumed {
+			if err != nil {
+				return fmt.Errorf("resuming %s: %w", in.ID, err)
+			}
+			return a.resumed(ctx, key, in)
 		}
 		if err := a.Runtime.Create(ctx, spec); err != nil {
 			return fmt.Errorf("creating %s: %w", in.ID, err)
+		}
+	}
+	if hib {
+		if err := a.prepare(ctx, in); err != nil {
+			return err
 		}
 	}
 	// Readiness is read from what this boot prints: remember where it starts.
@@ -229,6 +247,9 @@ func (a *Agent) ensureStopped(ctx context.Context, key string, in instance.Insta
 	grace := a.StopGrace
 	if in.ForceStop {
 		grace = 0 // StopInstances --force: no time to flush or shut down
+	}
+	if err := a.hibernate(ctx, key, in); err != nil {
+		return err
 	}
 	if err := a.halt(ctx, in.ID, grace); err != nil {
 		return err

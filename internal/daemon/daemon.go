@@ -27,6 +27,7 @@ import (
 	"nubo/internal/kms"
 	"nubo/internal/placementgroup"
 	"nubo/internal/resource"
+	"nubo/internal/runtime"
 	"nubo/internal/runtime/runc"
 	"nubo/internal/secgroup"
 	"nubo/internal/snapshot"
@@ -161,7 +162,7 @@ func Run(ctx context.Context, cfg Config) error {
 	api.Instances.ENIs = api.ENIs
 	api.PlacementGroups = &placementgroup.Service{Store: st, Region: cfg.Region, InUse: api.Instances.InGroup}
 	api.Instances.PlacementGroups = api.PlacementGroups.Lookup
-	api.Instances.Hibernation = hibernation(ctx)
+	api.Instances.Hibernation = hibernation(ctx, host.agent.Runtime)
 	if err := api.Instances.AdoptInterfaces(ctx); err != nil { // instances older than interface records
 		log.Warn("adopting primary interfaces", "err", err)
 	}
@@ -259,16 +260,18 @@ func ReadInfo(dir string) (Info, error) {
 	return info, json.Unmarshal(b, &info)
 }
 
-// hibernation is why this host cannot hibernate instances: RunInstances
-// refuses HibernationOptions.Configured with the reason, rather than a
-// stop failing later.
-func hibernation(ctx context.Context) func() error {
-	err := runc.CheckCRIU(ctx, runc.CRIUPath)
-	if err == nil {
-		// CRIU works, but the agent does not checkpoint and restore
-		// instances yet (docs/criu-notes.md says what is left).
-		err = errors.New("the host agent does not checkpoint instances yet")
+// hibernation is why this host cannot hibernate instances (nil: it can):
+// RunInstances refuses HibernationOptions.Configured with the reason,
+// rather than a stop failing later.
+func hibernation(ctx context.Context, rt runtime.Driver) func() error {
+	var err error
+	if _, ok := rt.(runtime.Hibernator); !ok {
+		err = errors.New("the instance runtime cannot save instances")
+	} else if cerr := runc.CheckCRIU(ctx, runc.CRIUPath); cerr != nil {
+		err = fmt.Errorf("CRIU 4 does not work here (make install builds it): %w", cerr)
 	}
-	err = fmt.Errorf("hibernation is not available on this nubo: %w", err)
+	if err != nil {
+		err = fmt.Errorf("hibernation is not available on this nubo: %w", err)
+	}
 	return func() error { return err }
 }
