@@ -1,0 +1,142 @@
+package e2e
+
+import (
+	"encoding/base64"
+	"errors"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
+
+	"nubo/internal/nubotest"
+)
+
+// hibernateUserData starts, under the instance's init, a counter kept only
+// in a shell variable (written out every 100 ms for the test to read) and
+// 256 MiB of random data in a tmpfs, whose hash it records.
+const hibernateUserData = `#!/bin/sh
+mkdir -p /mnt/ram && mount -t tmpfs -o size=300m tmpfs /mnt/ram
+head -c 268435456 /dev/urandom > /mnt/ram/data
+sha256sum /mnt/ram/data | cut -d' ' -f1 > /run/data.sha256
+nohup sh -c 'echo $$ > /run/counter.pid; i=0; while :; do i=$((i+1)); echo $i > /run/counter; sleep 0.1; done' >/dev/null 2>&1 &
+`
+
+// TestHibernateResumes is the issue's story on debian-12-minimal: an
+// instance with hibernation configured and an encrypted root counts in
+// memory; hibernated and started again, it counts on from where it was, its
+// data and PIDs intact, without a new boot.
+func TestHibernateResumes(t *testing.T) {
+	srv, c, image := startWithImages(t)
+	out, err := c.RunInstances(ctx(t), &ec2.RunInstancesInput{ImageId: aws.String(image), InstanceType: types.InstanceTypeT3Micro,
+		MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		HibernationOptions: &types.HibernationOptionsRequest{Configured: aws.Bool(true)},
+		BlockDeviceMappings: []types.BlockDeviceMapping{{DeviceName: aws.String("/dev/xvda"),
+			Ebs: &types.EbsBlockDevice{Encrypted: aws.Bool(true), VolumeSize: aws.Int32(8)}}},
+		UserData: aws.String(base64.StdEncoding.EncodeToString([]byte(hibernateUserData)))})
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "UnsupportedHibernationConfiguration" && strings.Contains(ae.ErrorMessage(), "not available on this nubo") {
+		t.Skipf("this host cannot hibernate: %s", ae.ErrorMessage())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(out.Instances[0].InstanceId)
+	waitState(t, c, "running", id)
+	if in := describeOne(t, c, id); in.HibernationOptions == nil || !aws.ToBool(in.HibernationOptions.Configured) {
+		t.Fatalf("hibernationOptions %+v", in.HibernationOptions)
+	}
+	sum := waitFile(t, srv, id, "/run/data.sha256")
+	pid := waitFile(t, srv, id, "/run/counter.pid")
+	boots := strings.Count(console(t, c, id), "nubo-init: ready")
+
+	if _, err := c.StopInstances(ctx(t), &ec2.StopInstancesInput{InstanceIds: []string{id}, Hibernate: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	before := counter(t, srv, id) // read as the stop begins: the saved value is at least this
+	waitState(t, c, "stopped", id)
+	in := describeOne(t, c, id)
+	if in.StateReason == nil || aws.ToString(in.StateReason.Code) != "Client.UserInitiatedHibernate" {
+		t.Fatalf("state reason %+v, want Client.UserInitiatedHibernate", in.StateReason)
+	}
+	time.Sleep(2 * time.Second) // a counter that kept running would be 20 further on
+
+	if _, err := c.StartInstances(ctx(t), &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "running", id)
+	after := counter(t, srv, id)
+	if after < before || after > before+15 {
+		t.Fatalf("counter %d before the hibernation, %d after it: want it to go on from where it was", before, after)
+	}
+	if got := inside(t, srv, id, "cat /run/counter.pid"); got != pid {
+		t.Fatalf("the counter's PID was %s, is %s", pid, got)
+	}
+	if got := inside(t, srv, id, "sha256sum /mnt/ram/data | cut -d' ' -f1"); got != sum {
+		t.Fatalf("256 MiB in RAM: hash %s before, %s after", sum, got)
+	}
+	if n := strings.Count(console(t, c, id), "nubo-init: ready"); n != boots {
+		t.Fatalf("%d boots before the hibernation, %d after: it booted again", boots, n)
+	}
+	// The image is consumed: the next stop and start is a boot.
+	if _, err := c.StopInstances(ctx(t), &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "stopped", id)
+	if _, err := c.StartInstances(ctx(t), &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "running", id)
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(console(t, c, id), "nubo-init: ready") == boots {
+		if time.Now().After(deadline) {
+			t.Fatal("a normal start after the resume did not boot")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// counter reads the instance's in-memory counter.
+func counter(t *testing.T, srv *nubotest.Server, id string) int {
+	t.Helper()
+	n, err := strconv.Atoi(waitFile(t, srv, id, "/run/counter"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// waitFile returns the content of a file inside the instance once it has
+// one (up to 30 s).
+func waitFile(t *testing.T, srv *nubotest.Server, id, path string) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pid, err := srv.InstancePID(id)
+		if err == nil {
+			out, err := exec.Command("nsenter", "-t", pid, "-a", "cat", path).Output()
+			if s := strings.TrimSpace(string(out)); err == nil && s != "" {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no %s inside after 30 s (%v)", id, path, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// console is the instance's console output so far.
+func console(t *testing.T, c *ec2.Client, id string) string {
+	t.Helper()
+	co, err := c.GetConsoleOutput(ctx(t), &ec2.GetConsoleOutputInput{InstanceId: aws.String(id), Latest: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decode(aws.ToString(co.Output))
+}
