@@ -14,8 +14,10 @@ LISTEN   ?= 127.0.0.1:8773
 # mmdebstrap (builds images from Debian's packages), util-linux (nsenter),
 # e2fsprogs (mkfs.ext4 for the EBS pool),
 # busybox-static (the runtime's test root filesystem), the stock aws CLI (tests,
-# and what users point at nubo) and OpenSSH's client (keys, logging in).
-DEBS := runc mmdebstrap debian-archive-keyring util-linux e2fsprogs iproute2 nftables busybox-static awscli openssh-client python3 ca-certificates curl
+# and what users point at nubo) and OpenSSH's client (keys, logging in);
+# iptables: CRIU locks a hibernating instance's network with iptables-restore
+# (its nftables lock segfaults or fails through runc; see docs/criu-notes.md).
+DEBS := runc mmdebstrap debian-archive-keyring util-linux e2fsprogs iproute2 nftables iptables busybox-static awscli openssh-client python3 ca-certificates curl
 IMAGE ?= debian-12-minimal
 # Images built by the tests, reused by every test package within a run.
 export NUBO_IMAGE_CACHE ?= $(CURDIR)/.cache/images

@@ -30,6 +30,11 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) error {
 	if err := validDevices(spec.Devices); err != nil {
 		return fmt.Errorf("creating %s: %w", spec.ID, err)
 	}
+	if spec.Hibernatable && spec.NetNS != "" {
+		// CRIU cannot dump a task whose netns the host's user namespace
+		// owns (see hibernate.go).
+		return fmt.Errorf("creating %s: a Hibernatable instance gets its network namespace from the runtime: NetNS must be empty", spec.ID)
+	}
 	defer d.locks.lock(spec.ID)()
 	want, err := json.MarshalIndent(spec, "", "\t")
 	if err != nil {

@@ -12,6 +12,10 @@ import (
 type runRecord struct {
 	Shim      proc      `json:"shim"`
 	StartedAt time.Time `json:"startedAt"`
+	// Mode is the shim's --mode: "" (modeRun) for every instance but a
+	// Hibernatable one, whose runs are modeCreate (Prepare, then Start) or
+	// modeRestore.
+	Mode string `json:"mode,omitempty"`
 }
 
 // exitRecord is how PID 1 of the latest run ended (exit.json, by the shim).
@@ -44,8 +48,17 @@ func (o observation) running() bool {
 // busy: a run is in progress, starting or ending, whatever runc says.
 func (o observation) busy() bool { return o.running() || o.shimAlive && o.exit == nil }
 
+// prepared: a Hibernatable instance's PID 1 is made and waits for Start
+// (runc start); this lasts until Start, Stop or Delete.
+func (o observation) prepared() bool {
+	return o.run != nil && o.run.Mode == modeCreate && o.runc != nil && o.runc.Status == "created" &&
+		o.shimAlive && o.exit == nil
+}
+
 // transient: a run is starting or ending; the shim will settle it soon.
-func (o observation) transient() bool { return !o.running() && o.shimAlive && o.exit == nil }
+func (o observation) transient() bool {
+	return !o.running() && !o.prepared() && o.shimAlive && o.exit == nil
+}
 
 func (d *Driver) observe(ctx context.Context, id string) (observation, error) {
 	var o observation

@@ -33,6 +33,13 @@ import (
 // With --mounts, it also serves the instance's mount(2) calls, passed to
 // it by a seccomp filter (see seccomp.go).
 //
+// A Hibernatable instance's shim runs with --mode create (Prepare: `runc
+// create`, PID 1 made but stopped until the driver runs `runc start`) or
+// --mode restore --image-path DIR --work-path DIR (Restore: `runc restore
+// -d`); in both, PID 1's stdio is a pipe the shim copies into the console
+// log, and once runc has exited PID 1 is the shim's child, which it waits
+// for as it would for `runc run` (see hibernate_shim.go).
+//
 // The same entry point serves the OCI hooks the driver puts in an
 // instance's config, which runc runs as Config.Shim plus
 //
@@ -51,11 +58,22 @@ func ShimMain(args []string) int {
 	id := fl.String("id", "", "instance ID")
 	withConsole := fl.Bool("console", false, "fds 3 and 4 are the master and slave of the instance's console pty")
 	mounts := fl.Bool("mounts", false, "serve the instance's mount(2) calls on the bundle's seccomp.sock")
+	mode := fl.String("mode", modeRun, "run (runc run), create (runc create, for runc start) or restore (runc restore)")
+	imagePath := fl.String("image-path", "", "with --mode restore: the checkpoint's images")
+	workPath := fl.String("work-path", "", "with --mode restore: CRIU's work directory (its logs)")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
 	if *root == "" || *bundle == "" || !runtime.ValidID(*id) {
 		fmt.Fprintln(os.Stderr, "runc-shim: --root, --bundle and a valid --id are required")
+		return 2
+	}
+	switch {
+	case *mode != modeRun && *mode != modeCreate && *mode != modeRestore:
+		fmt.Fprintln(os.Stderr, "runc-shim: unknown --mode", *mode)
+		return 2
+	case *mode == modeRestore && (!filepath.IsAbs(*imagePath) || !filepath.IsAbs(*workPath)):
+		fmt.Fprintln(os.Stderr, "runc-shim: --mode restore needs absolute --image-path and --work-path")
 		return 2
 	}
 	logFile, err := os.OpenFile(filepath.Join(*bundle, shimLogFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
@@ -65,6 +83,7 @@ func ShimMain(args []string) int {
 	}
 	defer logFile.Close()
 	s := &shim{runc: *runcPath, root: *root, bundle: *bundle, id: *id, mounts: *mounts,
+		mode: *mode, imagePath: *imagePath, workPath: *workPath,
 		log: slog.New(slog.NewTextHandler(logFile, nil)).With("instance", *id, "shim", os.Getpid())}
 	if *withConsole {
 		// Not for runc: a runc holding the master would keep the pty alive,
@@ -90,7 +109,10 @@ func ShimMain(args []string) int {
 type shim struct {
 	runc, root, bundle, id string
 	mounts                 bool // serve mount(2) (see mountnotify.go)
-	log                    *slog.Logger
+	// mode is modeRun, modeCreate or modeRestore (from imagePath, with
+	// CRIU's work directory workPath).
+	mode, imagePath, workPath string
+	log                       *slog.Logger
 	// console is the master of the instance's /dev/console pty (nil:
 	// none); consoleSlave keeps it readable while the instance has the
 	// console closed.
@@ -135,6 +157,9 @@ func (s *shim) run() exitRecord {
 			ln.Close()
 			s.log.Info("mount calls", "passed", stats.passed.Load(), "performed", stats.performed.Load(), "refused", stats.refused.Load())
 		}()
+	}
+	if s.mode != modeRun {
+		return s.runDetached()
 	}
 	pidPath := filepath.Join(s.bundle, pidFile)
 	null, err := os.Open(os.DevNull)

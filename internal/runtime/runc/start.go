@@ -41,19 +41,30 @@ func (d *Driver) start(ctx context.Context, id string) error {
 		return runtime.ErrNotFound
 	case o.running():
 		return nil
+	case o.prepared():
+		return d.release(ctx, id, o.runc.Pid)
 	case o.transient():
 		return fmt.Errorf("shim %d is still starting or ending a run", o.run.Shim.Pid)
 	}
-	if err := d.runcDelete(ctx, id); err != nil { // a leftover from a run that ended
-		return err
-	}
-	for _, f := range []string{exitFile, pidFile} {
-		if err := removeIfExists(d.file(id, f)); err != nil {
-			return err
-		}
-	}
 	spec, err := d.specOf(id)
 	if err != nil {
+		return err
+	}
+	if spec.Hibernatable {
+		// Nothing to plumb between Prepare and Start: both at once.
+		if _, err := d.prepare(ctx, id); err != nil {
+			return err
+		}
+		o, err := d.observe(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !o.prepared() {
+			return fmt.Errorf("PID 1 not prepared: runc state %v", o.runc)
+		}
+		return d.release(ctx, id, o.runc.Pid)
+	}
+	if err := d.clearRun(ctx, id); err != nil {
 		return err
 	}
 	var sysfs string
@@ -94,7 +105,7 @@ func (d *Driver) start(ctx context.Context, id string) error {
 	if err := writeJSON(d.file(id, configFile), ociSpec(spec, opts)); err != nil {
 		return fmt.Errorf("writing OCI config: %w", err)
 	}
-	shim, err := d.spawnShim(spec, cons, opts.Listener != "")
+	shim, err := d.spawnShim(spec, cons, opts.Listener != "", nil)
 	if err != nil {
 		return err
 	}
@@ -109,7 +120,7 @@ func (d *Driver) start(ctx context.Context, id string) error {
 // from the caller: no parent-death signal, stdio on the console log, and
 // the console pty, if any, as fds 3 (master) and 4 (slave); with mounts,
 // it serves the instance's mount(2) calls (see seccomp.go).
-func (d *Driver) spawnShim(spec runtime.Spec, cons *console, mounts bool) (proc, error) {
+func (d *Driver) spawnShim(spec runtime.Spec, cons *console, mounts bool, extra []string) (proc, error) {
 	id := spec.ID
 	console := spec.ConsoleLog
 	if console == "" {
@@ -132,6 +143,7 @@ func (d *Driver) spawnShim(spec runtime.Spec, cons *console, mounts bool) (proc,
 	if mounts {
 		cmd.Args = append(cmd.Args, "--mounts")
 	}
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return proc{}, fmt.Errorf("spawning shim: %w", err)
@@ -144,6 +156,20 @@ func (d *Driver) spawnShim(spec runtime.Spec, cons *console, mounts bool) (proc,
 	// dies first, the shim is reparented and lives on.
 	go cmd.Wait()
 	return p, nil
+}
+
+// clearRun removes what the previous run left: runc's record of a run that
+// ended, its exit and PID files.
+func (d *Driver) clearRun(ctx context.Context, id string) error {
+	if err := d.runcDelete(ctx, id); err != nil {
+		return err
+	}
+	for _, f := range []string{exitFile, pidFile} {
+		if err := removeIfExists(d.file(id, f)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // awaitPID1 waits until runc has released PID 1 (it writes the PID file
