@@ -24,6 +24,10 @@ const (
 	OpDelete Op = "Delete"
 	OpState  Op = "State"
 	OpList   Op = "List"
+
+	OpPrepare    Op = "Prepare"
+	OpCheckpoint Op = "Checkpoint"
+	OpRestore    Op = "Restore"
 )
 
 // Driver is the fake. The zero value is not usable; call New.
@@ -41,6 +45,14 @@ type instance struct {
 	ignoreTerm bool
 	devices    map[string]runtime.BlockDevice // attached since Create
 	mounted    map[string]bool
+	// prepared: Prepare made PID 1 (state.Pid, status Created) and Start
+	// has not run it yet.
+	prepared bool
+	// restored: the latest run is a Restore (of images[dir]).
+	restored bool
+	// images are the checkpoints taken, by directory: the PID inside
+	// stays, so only the fact of a checkpoint is kept.
+	images map[string]bool
 }
 
 type failure struct {
@@ -48,7 +60,10 @@ type failure struct {
 	id string
 }
 
-var _ runtime.Driver = (*Driver)(nil)
+var (
+	_ runtime.Driver     = (*Driver)(nil)
+	_ runtime.Hibernator = (*Driver)(nil)
+)
 
 // New returns an empty fake.
 func New() *Driver {
@@ -134,6 +149,7 @@ func (d *Driver) enter(ctx context.Context, op Op, id string) error {
 }
 
 func (in *instance) stopped(code int) {
+	in.prepared = false
 	in.state = runtime.State{Status: runtime.Stopped, StartedAt: in.state.StartedAt, ExitCode: code}
 }
 
@@ -147,6 +163,9 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) error {
 	}
 	if err := spec.Validate(); err != nil {
 		return fmt.Errorf("creating %s: %w", spec.ID, err)
+	}
+	if spec.Hibernatable && spec.NetNS != "" {
+		return fmt.Errorf("creating %s: a Hibernatable instance gets its network namespace from the runtime: NetNS must be empty", spec.ID)
 	}
 	if in, ok := d.instances[spec.ID]; ok {
 		in.spec = spec
@@ -171,8 +190,16 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	if in.state.Status == runtime.Running {
 		return nil
 	}
-	d.nextPid++
-	in.state = runtime.State{Status: runtime.Running, Pid: d.nextPid, StartedAt: time.Now(), ExitCode: -1}
+	if in.spec.Hibernatable && !in.prepared {
+		d.prepare(in)
+	}
+	pid := in.state.Pid
+	if !in.prepared {
+		d.nextPid++
+		pid = d.nextPid
+	}
+	in.prepared, in.restored = false, false
+	in.state = runtime.State{Status: runtime.Running, Pid: pid, StartedAt: time.Now(), ExitCode: -1}
 	return nil
 }
 
@@ -186,6 +213,10 @@ func (d *Driver) Stop(ctx context.Context, id string, grace time.Duration) error
 	in, ok := d.instances[id]
 	if !ok {
 		return fmt.Errorf("stopping %s: %w", id, runtime.ErrNotFound)
+	}
+	if in.prepared { // killed before it ran
+		in.stopped(128 + 9)
+		return nil
 	}
 	if in.state.Status != runtime.Running {
 		return nil
@@ -236,4 +267,97 @@ func (d *Driver) List(ctx context.Context) ([]string, error) {
 	}
 	slices.Sort(ids)
 	return ids, nil
+}
+
+// netns is the fake path of PID 1's network namespace, as the real
+// driver's: /proc/<pid>/ns/net (nothing is there).
+func netns(pid int) string { return fmt.Sprintf("/proc/%d/ns/net", pid) }
+
+// prepare makes PID 1 of in, status Created. d.mu must be held.
+func (d *Driver) prepare(in *instance) {
+	d.nextPid++
+	in.prepared, in.restored = true, false
+	in.state = runtime.State{Status: runtime.Created, Pid: d.nextPid, ExitCode: -1}
+}
+
+// Prepare "makes" PID 1 of a Hibernatable instance with a new PID (State:
+// Created, Pid set) and returns its namespace path; Start then runs it
+// with that PID. A prepared or running instance gives its path again.
+func (d *Driver) Prepare(ctx context.Context, id string) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.enter(ctx, OpPrepare, id); err != nil {
+		return "", fmt.Errorf("preparing %s: %w", id, err)
+	}
+	in, ok := d.instances[id]
+	switch {
+	case !ok:
+		return "", fmt.Errorf("preparing %s: %w", id, runtime.ErrNotFound)
+	case !in.spec.Hibernatable:
+		return "", fmt.Errorf("preparing %s: not a Hibernatable instance", id)
+	case in.prepared || in.state.Status == runtime.Running:
+		return netns(in.state.Pid), nil
+	}
+	d.prepare(in)
+	return netns(in.state.Pid), nil
+}
+
+// Checkpoint "saves" a running Hibernatable instance into dir (the fake
+// writes nothing there) and stops it with exit code 137, as CRIU's kill
+// shows in the real driver. It fails, the instance running on, if the
+// instance does not run or is not Hibernatable, or by Fail(OpCheckpoint).
+func (d *Driver) Checkpoint(ctx context.Context, id, dir string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.enter(ctx, OpCheckpoint, id); err != nil {
+		return fmt.Errorf("checkpointing %s: %w", id, err)
+	}
+	in, ok := d.instances[id]
+	switch {
+	case !ok:
+		return fmt.Errorf("checkpointing %s: %w", id, runtime.ErrNotFound)
+	case in.state.Status != runtime.Running:
+		return fmt.Errorf("checkpointing %s: not running (%s)", id, in.state.Status)
+	case !in.spec.Hibernatable:
+		return fmt.Errorf("checkpointing %s: its run was not started Hibernatable", id)
+	case dir == "":
+		return fmt.Errorf("checkpointing %s: no image directory", id)
+	}
+	if in.images == nil {
+		in.images = make(map[string]bool)
+	}
+	in.images[dir] = true
+	in.stopped(128 + 9)
+	return nil
+}
+
+// Restore "brings back" the checkpoint in dir: the instance runs again,
+// with a new host PID (as the real driver's PID 1 gets one; inside it is
+// the same), and its namespace path is returned. A checkpoint the fake
+// did not take, a busy instance, or Fail(OpRestore) is an error; the
+// images stay (the caller removes them) and Restoring a restored instance
+// that runs gives its path again.
+func (d *Driver) Restore(ctx context.Context, id, dir string) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.enter(ctx, OpRestore, id); err != nil {
+		return "", fmt.Errorf("restoring %s: %w", id, err)
+	}
+	in, ok := d.instances[id]
+	switch {
+	case !ok:
+		return "", fmt.Errorf("restoring %s: %w", id, runtime.ErrNotFound)
+	case in.restored && in.state.Status == runtime.Running:
+		return netns(in.state.Pid), nil
+	case in.prepared || in.state.Status == runtime.Running:
+		return "", fmt.Errorf("restoring %s: instance is %s: stop it first", id, in.state.Status)
+	case !in.spec.Hibernatable:
+		return "", fmt.Errorf("restoring %s: not a Hibernatable instance", id)
+	case !in.images[dir]:
+		return "", fmt.Errorf("restoring %s: no checkpoint in %s", id, dir)
+	}
+	d.nextPid++
+	in.restored = true
+	in.state = runtime.State{Status: runtime.Running, Pid: d.nextPid, StartedAt: time.Now(), ExitCode: -1}
+	return netns(in.state.Pid), nil
 }
