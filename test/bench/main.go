@@ -8,7 +8,8 @@
 // it goes on to instances (instances.go), the VPC data plane (netbench) and
 // security groups (secgroups.go), launch → first SSH login (ssh.go), EBS
 // volume I/O inside an instance (volumes.go), EBS snapshots (snapshots.go),
-// ENI failover (enis.go), placement groups (placement.go); -only picks one.
+// ENI failover (enis.go), placement groups (placement.go), hibernation
+// (hibernate.go); -only picks one.
 package main
 
 import (
@@ -54,7 +55,8 @@ func main() {
 	moves := flag.Int("eni-moves", 20, "ENI moves measured (failover)")
 	placementReps := flag.Int("placement-reps", 5, "runs of each in-process scheduler measurement (the median is printed)")
 	placementLaunches := flag.Int("placement-launches", 15, "launches per placement group variant measured end to end")
-	only := flag.String("only", "", "run only the api, instances, network, secgroups, ssh, volumes, snapshots, enis or placement benchmarks")
+	hibernations := flag.Int("hibernations", 10, "hibernate/resume rounds measured (each alternating with a normal stop/start)")
+	only := flag.String("only", "", "run only the api, instances, network, secgroups, ssh, volumes, snapshots, enis, placement or hibernate benchmarks")
 	flag.Parse()
 	var err error
 	if *only == "" || *only == "api" {
@@ -83,6 +85,9 @@ func main() {
 	}
 	if err == nil && (*only == "" || *only == "placement") {
 		err = benchPlacement(context.Background(), *placementReps, *placementLaunches)
+	}
+	if err == nil && (*only == "" || *only == "hibernate") {
+		err = benchHibernate(context.Background(), *hibernations)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
