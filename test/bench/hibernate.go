@@ -48,7 +48,7 @@ func benchHibernate(ctx context.Context, rounds int) error {
 		MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
 		HibernationOptions: &types.HibernationOptionsRequest{Configured: aws.Bool(true)},
 		BlockDeviceMappings: []types.BlockDeviceMapping{{DeviceName: aws.String("/dev/xvda"),
-			Ebs: &types.EbsBlockDevice{Encrypted: aws.Bool(true), VolumeSize: aws.Int32(8)}}},
+			Ebs: &types.EbsBlockDevice{Encrypted: aws.Bool(true), VolumeSize: aws.Int32(10)}}},
 		UserData: aws.String(base64.StdEncoding.EncodeToString([]byte(hibernateData)))})
 	var ae smithy.APIError
 	if errors.As(err, &ae) && ae.ErrorCode() == "UnsupportedHibernationConfiguration" {

@@ -37,7 +37,7 @@ func TestHibernateResumes(t *testing.T) {
 		MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
 		HibernationOptions: &types.HibernationOptionsRequest{Configured: aws.Bool(true)},
 		BlockDeviceMappings: []types.BlockDeviceMapping{{DeviceName: aws.String("/dev/xvda"),
-			Ebs: &types.EbsBlockDevice{Encrypted: aws.Bool(true), VolumeSize: aws.Int32(8)}}},
+			Ebs: &types.EbsBlockDevice{Encrypted: aws.Bool(true), VolumeSize: aws.Int32(10)}}},
 		UserData: aws.String(base64.StdEncoding.EncodeToString([]byte(hibernateUserData)))})
 	var ae smithy.APIError
 	if errors.As(err, &ae) && ae.ErrorCode() == "UnsupportedHibernationConfiguration" && strings.Contains(ae.ErrorMessage(), "not available on this nubo") {
