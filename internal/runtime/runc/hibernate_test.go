@@ -2,6 +2,9 @@ package runc_test
 
 import (
 	"bytes"
+	"encoding/json"
+
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,10 +13,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"nubo/internal/runtime"
 	"nubo/internal/runtime/runc"
@@ -24,14 +31,24 @@ import (
 // tmpfs file with random bytes (and records its SHA-256), and runs a
 // counter, a shell of its own that keeps the count in a variable and
 // writes "<its PID inside> <count>" to /tmp/counter every 100 ms (and
-// every 10th tick "tick N" to the console).
+// every 10th tick "tick N" to the console). While /tmp/tcp exists, it
+// holds an established TCP connection over loopback (two nc); when it is
+// removed, they are ended.
 const hibernateInit = `#!/bin/sh
 trap 'exit 0' TERM
 echo "init up as pid $$"
 head -c 67108864 /dev/urandom > /run/blob
 sha256sum /run/blob | cut -d' ' -f1 > /run/blob.sha
 /bin/sh -c 'n=0; while :; do n=$((n+1)); echo "$$ $n" > /tmp/counter.new; mv /tmp/counter.new /tmp/counter; [ $((n % 10)) = 0 ] && echo "tick $n"; sleep 0.1; done' &
-while :; do sleep 1000 & wait $!; done
+tcp=
+while :; do
+	if [ -e /tmp/tcp ] && [ -z "$tcp" ]; then
+		tcp=1; (sleep 999 | nc -l -p 7777) & sleep 0.3; (sleep 999 | nc 127.0.0.1 7777) &
+	elif [ ! -e /tmp/tcp ] && [ -n "$tcp" ]; then
+		tcp=; kill $(pidof nc) $(pidof sleep)
+	fi
+	sleep 0.1 & wait $!
+done
 `
 
 // newHibernator is a driver for Hibernatable instances, skipping the test
@@ -48,8 +65,19 @@ func newHibernator(t *testing.T) (*runc.Driver, runc.Config) {
 	}
 	cfg := driverConfig(t)
 	cfg.Root = filepath.Join(reachableTempDir(t), "runtime")
+	t.Cleanup(func() { assertNoLeftovers(t, cfg) }) // after the driver's cleanup
 	d := newDriverWith(t, cfg)
-	t.Cleanup(func() { assertNoLeftovers(t, cfg) })
+	t.Cleanup(func() { // before the driver's cleanup deletes the bundles
+		if !t.Failed() {
+			return
+		}
+		logs, _ := filepath.Glob(filepath.Join(cfg.Root, "bundles/*/criu/*.log"))
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			t.Logf("%s (last lines):\n%s", l, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+		}
+	})
 	return d, cfg
 }
 
@@ -164,6 +192,7 @@ func TestHibernate(t *testing.T) {
 	if again, err := d.Prepare(ctx, id); err != nil || again != ns {
 		t.Fatalf("Prepare again = %q, %v; want %q", again, err, ns)
 	}
+	checkHibernatableConfig(t, filepath.Join(cfg.Root, "bundles", id, "config.json"))
 	time.Sleep(300 * time.Millisecond)
 	if _, n := counter(t, spec); n != 0 {
 		t.Fatalf("prepared instance counts (%d): PID 1 runs before Start", n)
@@ -196,9 +225,20 @@ func TestHibernate(t *testing.T) {
 
 	t.Run("FailedCheckpointKeepsRunning", func(t *testing.T) {
 		// An established TCP connection (over loopback, inside) fails the
-		// dump: runc 1.1.5 does not pass --tcp-established.
-		out := mustExec(t, d, id, `(sleep 999 | nc -l -p 7777) >/dev/null 2>&1 </dev/null & sleep 0.3; (sleep 999 | nc 127.0.0.1 7777) >/dev/null 2>&1 </dev/null & sleep 0.3; netstat -tn 2>&1 | grep -c ESTABLISHED`)
-		t.Logf("established TCP connections inside: %s", out)
+		// dump: runc 1.1.5 does not pass --tcp-established. PID 1 makes
+		// it: a process entered from the host (nsenter, runc exec) fails
+		// the dump by itself (its session leader is outside the instance,
+		// and it holds host files).
+		writeFile(t, filepath.Join(spec.RootFS, "tmp/tcp"), "", 0o644)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			out, _ := execIn(t, d, id, "netstat -tn 2>&1 | grep -c ESTABLISHED")
+			if strings.TrimSpace(out) == "2" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no TCP connection inside: %q", out)
+			}
+		}
 		_, before := counter(t, spec)
 		dir := filepath.Join(t.TempDir(), "img")
 		mkdir(t, dir, 0o700)
@@ -207,15 +247,23 @@ func TestHibernate(t *testing.T) {
 			t.Fatal("Checkpoint with an established TCP connection succeeded")
 		}
 		t.Logf("Checkpoint error (as wanted): %v", err)
-		if !strings.Contains(err.Error(), "CRIU:") {
-			t.Errorf("error %q does not quote CRIU's log", err)
+		if !strings.Contains(err.Error(), "CRIU:") || !strings.Contains(err.Error(), "TCP") {
+			t.Errorf("error %q does not quote CRIU's log on the TCP connection", err)
 		}
 		if got := state(t, d, id); got.Status != runtime.Running || got.Pid != st.Pid {
 			t.Fatalf("after the failed checkpoint: %+v, want running as PID %d", got, st.Pid)
 		}
 		awaitCounter(t, spec, before+3)
-		mustExec(t, d, id, "kill $(pidof nc) $(pidof sleep) 2>/dev/null; true")
-		time.Sleep(200 * time.Millisecond)
+		os.Remove(filepath.Join(spec.RootFS, "tmp/tcp"))
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			out, _ := execIn(t, d, id, "pidof nc")
+			if strings.TrimSpace(out) == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("nc still running: %q", out)
+			}
+		}
 	})
 	t.Run("InvalidDir", func(t *testing.T) {
 		if err := d.Checkpoint(ctx, id, "relative/img"); err == nil {
@@ -237,14 +285,15 @@ func TestHibernate(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("Checkpoint took %v", time.Since(began))
+	logGaps(t, filepath.Join(cfg.Root, "bundles", id, "criu/dump.log"))
 	_, atCheckpoint := counter(t, spec)
 	st = state(t, d, id)
 	if st.Status != runtime.Stopped {
 		t.Fatalf("after Checkpoint: %+v, want stopped", st)
 	}
 	t.Logf("after Checkpoint: %+v, image %s", st, du(dir))
-	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
-		t.Fatalf("image dir: %v %v, want 0700", fi.Mode(), err)
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o711 {
+		t.Fatalf("image dir: %v %v, want 0711", fi.Mode(), err)
 	}
 	time.Sleep(300 * time.Millisecond)
 	if _, n := counter(t, spec); n != atCheckpoint {
@@ -258,6 +307,7 @@ func TestHibernate(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("Restore took %v (netns %s)", time.Since(began), ns2)
+	logGaps(t, filepath.Join(cfg.Root, "bundles", id, "criu/restore.log"))
 	st = state(t, d, id)
 	if st.Status != runtime.Running {
 		t.Fatalf("after Restore: %+v", st)
@@ -274,6 +324,12 @@ func TestHibernate(t *testing.T) {
 	}
 	if pid != counterPid {
 		t.Fatalf("counting shell is PID %d inside after restore, was %d", pid, counterPid)
+	}
+	// The cgroups runc made again are delegated again (the createRuntime
+	// hook runs at restore too).
+	procs := filepath.Join("/sys/fs/cgroup/memory", cgroupParent, id, "cgroup.procs")
+	if fi, err := os.Stat(procs); err != nil || fi.Sys().(*syscall.Stat_t).Uid != uidBase {
+		t.Errorf("%s after restore: %v, want it owned by instance root %d", procs, err, uidBase)
 	}
 	pid, n = awaitCounter(t, spec, atCheckpoint+12)
 	t.Logf("counter: %d at checkpoint, %d after restore, same PID %d inside", atCheckpoint, n, pid)
@@ -426,4 +482,60 @@ func du(dir string) string {
 		return nil
 	})
 	return strconv.FormatInt(n>>20, 10) + " MiB"
+}
+
+// logGaps logs the slowest steps of a CRIU log (lines "(SS.ssssss) …"):
+// the three lines that came longest after the one before.
+func logGaps(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Logf("%s: %v", path, err)
+		return
+	}
+	type gap struct {
+		d    float64
+		line string
+	}
+	var gaps []gap
+	prev, last := -1.0, 0.0
+	for _, l := range strings.Split(string(b), "\n") {
+		var ts float64
+		if _, err := fmt.Sscanf(strings.TrimSpace(l), "(%f)", &ts); err != nil {
+			continue
+		}
+		if prev >= 0 {
+			gaps = append(gaps, gap{ts - prev, l})
+		}
+		prev, last = ts, ts
+	}
+	slices.SortFunc(gaps, func(a, b gap) int { return cmp.Compare(b.d, a.d) })
+	t.Logf("%s: %.3f s in all; slowest steps:", filepath.Base(path), last)
+	for _, g := range gaps[:min(3, len(gaps))] {
+		t.Logf("  +%.3f s before %s", g.d, strings.TrimSpace(g.line))
+	}
+}
+
+// checkHibernatableConfig checks the OCI config of a Hibernatable run: a
+// network namespace runc makes, a plain sysfs, no /dev/console bind, no
+// seccomp listener.
+func checkHibernatableConfig(t *testing.T, path string) {
+	t.Helper()
+	var c specs.Spec
+	if err := json.Unmarshal([]byte(readFile(t, path)), &c); err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range c.Linux.Namespaces {
+		if ns.Path != "" {
+			t.Errorf("namespace %s joins %s", ns.Type, ns.Path)
+		}
+	}
+	for _, m := range c.Mounts {
+		if m.Destination == "/dev/console" || m.Destination == "/sys" && m.Type != "sysfs" {
+			t.Errorf("mount %+v", m)
+		}
+	}
+	if c.Linux.Seccomp == nil || c.Linux.Seccomp.ListenerPath != "" {
+		t.Errorf("seccomp %+v: want the loop rules, no listener", c.Linux.Seccomp)
+	}
 }
