@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -473,15 +472,20 @@ func readFile(t *testing.T, path string) string {
 	return string(b)
 }
 
+// du sums the regular files in dir and names the largest.
 func du(dir string) string {
-	var n int64
-	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+	var n, top int64
+	var topName string
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
 		if err == nil && fi.Mode().IsRegular() {
 			n += fi.Size()
+			if fi.Size() > top {
+				top, topName = fi.Size(), fi.Name()
+			}
 		}
 		return nil
 	})
-	return strconv.FormatInt(n>>20, 10) + " MiB"
+	return fmt.Sprintf("%d MiB (largest %s, %d MiB)", n>>20, topName, top>>20)
 }
 
 // logGaps logs the slowest steps of a CRIU log (lines "(SS.ssssss) …"):
@@ -494,25 +498,25 @@ func logGaps(t *testing.T, path string) {
 		return
 	}
 	type gap struct {
-		d    float64
-		line string
+		d          float64
+		from, line string
 	}
 	var gaps []gap
-	prev, last := -1.0, 0.0
+	prev, last, prevLine := -1.0, 0.0, ""
 	for _, l := range strings.Split(string(b), "\n") {
 		var ts float64
 		if _, err := fmt.Sscanf(strings.TrimSpace(l), "(%f)", &ts); err != nil {
 			continue
 		}
 		if prev >= 0 {
-			gaps = append(gaps, gap{ts - prev, l})
+			gaps = append(gaps, gap{ts - prev, prevLine, l})
 		}
-		prev, last = ts, ts
+		prev, last, prevLine = ts, ts, l
 	}
 	slices.SortFunc(gaps, func(a, b gap) int { return cmp.Compare(b.d, a.d) })
 	t.Logf("%s: %.3f s in all; slowest steps:", filepath.Base(path), last)
 	for _, g := range gaps[:min(3, len(gaps))] {
-		t.Logf("  +%.3f s before %s", g.d, strings.TrimSpace(g.line))
+		t.Logf("  +%.3f s between %s and %s", g.d, strings.TrimSpace(g.from), strings.TrimSpace(g.line))
 	}
 }
 
