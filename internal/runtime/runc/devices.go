@@ -213,7 +213,9 @@ func (d *Driver) attachDevice(ctx context.Context, id string, dev runtime.BlockD
 	if err != nil {
 		return err
 	}
-	if !o.running() {
+	// A prepared instance (Hibernatable, see hibernate.go) has its PID 1,
+	// root and cgroups: it gets the device at once, as a running one.
+	if !o.running() && !o.prepared() {
 		d.log.Info("device recorded for the next start", "instance", id, "device", dev.Name, "host", dev.HostPath)
 		return nil
 	}
@@ -291,7 +293,7 @@ func (d *Driver) detachDevice(ctx context.Context, id, name string, force bool) 
 		dev = runtime.BlockDevice{Name: name, Major: unix.Major(st.Rdev), Minor: unix.Minor(st.Rdev)}
 	}
 	o, err := d.observeSettled(ctx, id)
-	if err == nil && o.running() {
+	if err == nil && (o.running() || o.prepared()) {
 		err = d.unplugDevice(id, o.runc.Pid, dev, force)
 	}
 	if err != nil {

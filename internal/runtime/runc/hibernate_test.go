@@ -543,3 +543,31 @@ func checkHibernatableConfig(t *testing.T, path string) {
 		t.Errorf("seccomp %+v: want the loop rules, no listener", c.Linux.Seccomp)
 	}
 }
+
+// TestHibernatablePreparedAttach: a device attached between Prepare and
+// Start (the agent attaches volumes then) is there when PID 1 runs.
+func TestHibernatablePreparedAttach(t *testing.T) {
+	d, _ := newHibernator(t)
+	requireLoop(t)
+	ctx := context.Background()
+	spec := hibernatableSpec(t)
+	if err := d.Create(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Prepare(ctx, spec.ID); err != nil {
+		t.Fatal(err)
+	}
+	dev := newLoop(t, "/dev/sdf", 32)
+	if err := d.AttachDevice(ctx, spec.ID, dev); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(ctx, spec.ID); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustExec(t, d, spec.ID, "test -b /dev/sdf && head -c 512 /dev/sdf | wc -c"); out != "512" {
+		t.Fatalf("reading /dev/sdf inside: %q", out)
+	}
+	if err := d.DetachDevice(ctx, spec.ID, "/dev/sdf", false); err != nil {
+		t.Fatal(err)
+	}
+}
