@@ -27,6 +27,8 @@ import (
 //	dev/         their host nodes, owned by instance root
 //	seccomp.sock where the shim takes the mount filter's listener from runc
 //	             (see seccomp.go)
+//	criu/        CRIU's work directory (dump.log, restore.log) of a
+//	             Hibernatable instance (see hibernate.go)
 const (
 	configFile  = "config.json"
 	specFile    = "spec.json"

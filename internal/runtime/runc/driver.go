@@ -37,6 +37,11 @@
 // a seccomp filter, and the shim mounts the instance's own devices for it
 // (seccomp.go).
 //
+// A Hibernatable instance is laid out for CRIU and its runs are split into
+// Prepare (runc create) and Start (runc start); Checkpoint and Restore save
+// and bring back its processes with runc checkpoint and restore (see
+// hibernate.go).
+//
 // Host requirements: root, runc 1.1 (tested with cgroups v1 hybrid; hot-plug
 // of devices needs the v1 devices controller), Linux 5.12 or later for
 // idmapped mounts (tested on 6.18). Instance root runs as an unprivileged
