@@ -297,6 +297,10 @@ func (d *Driver) restore(ctx context.Context, id, dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// Again (Checkpoint did it), in case its caller died before it had.
+	if err := giveImages(dir, int(spec.UIDBase), int(spec.GIDBase)); err != nil {
+		return "", fmt.Errorf("giving the images to instance root: %w", err)
+	}
 	work := d.file(id, criuWorkDir)
 	if err := os.MkdirAll(work, 0o700); err != nil {
 		return "", err

@@ -393,6 +393,17 @@ func TestHibernatablePrepared(t *testing.T) {
 	if err := d.Create(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
+	// A restore that fails (no images) leaves it stopped, and it boots.
+	empty := filepath.Join(t.TempDir(), "img")
+	mkdir(t, empty, 0o700)
+	if _, err := d.Restore(ctx, id, empty); err == nil {
+		t.Fatal("Restore from an empty directory succeeded")
+	} else {
+		t.Logf("Restore from an empty directory (as wanted): %v", err)
+	}
+	if st := state(t, d, id); st.Status != runtime.Stopped {
+		t.Fatalf("after a failed Restore: %+v", st)
+	}
 	if _, err := d.Prepare(ctx, id); err != nil {
 		t.Fatal(err)
 	}
