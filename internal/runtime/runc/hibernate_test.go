@@ -277,8 +277,9 @@ func TestHibernate(t *testing.T) {
 	}
 
 	counterPid, _ := counter(t, spec)
-	dir := filepath.Join(t.TempDir(), "img")
-	mkdir(t, dir, 0o700)
+	// As the agent does: a root-only parent, the image directory left to
+	// runc to make.
+	dir := imageDir(t)
 	began := time.Now()
 	if err := d.Checkpoint(ctx, id, dir); err != nil {
 		t.Fatal(err)
@@ -346,8 +347,7 @@ func TestHibernate(t *testing.T) {
 	}
 
 	// Again: a restored instance checkpoints and restores too.
-	dir2 := filepath.Join(t.TempDir(), "img")
-	mkdir(t, dir2, 0o700)
+	dir2 := imageDir(t)
 	began = time.Now()
 	if err := d.Checkpoint(ctx, id, dir2); err != nil {
 		t.Fatal(err)
@@ -581,4 +581,13 @@ func TestHibernatablePreparedAttach(t *testing.T) {
 	if err := d.DetachDevice(ctx, spec.ID, "/dev/sdf", false); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// imageDir names a checkpoint directory (not made) in a root-only one.
+func imageDir(t *testing.T) string {
+	parent := t.TempDir()
+	if err := os.Chmod(parent, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(parent, "image")
 }
