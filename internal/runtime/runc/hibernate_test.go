@@ -354,6 +354,14 @@ func TestHibernate(t *testing.T) {
 	}
 	t.Logf("second Checkpoint took %v", time.Since(began))
 	_, atCheckpoint = counter(t, spec)
+	// The runtime's instance deleted and made again (a host restart, say):
+	// the images alone bring it back.
+	if err := d.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Create(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
 	began = time.Now()
 	if _, err := d.Restore(ctx, id, dir2); err != nil {
 		t.Fatal(err)
