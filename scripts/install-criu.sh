@@ -6,7 +6,12 @@
 # Debian trixie's criu source package (4.1.1) with plain `make criu` and install
 # only the binary under /usr/local/lib/nubo/criu; Debian's package is left alone.
 #
-# - Fast path: quiet, no-op when the installed binary reports version >= 4.
+# - Fast path: quiet, no-op when the installed binary reports version >= 4
+#   and was built with the patches in scripts/criu/ (recorded beside it).
+# - Patches (scripts/criu/*.patch) fix what this CRIU gets wrong on recent
+#   kernels: 0001, Linux >= 6.16 answers EOPNOTSUPP for SO_PASSCRED and
+#   SO_PASSSEC on inet sockets, and CRIU 4.1.1 then fails to dump any
+#   instance with a TCP socket (sshd's).
 # - The trixie source is fetched with a throw-away apt configuration (temporary
 #   sources list, lists and cache dirs); the host's apt configuration and state
 #   are not changed. apt verifies the tarball against trixie's signed Sources
@@ -40,15 +45,20 @@ MIRROR=${NUBO_CRIU_MIRROR:-http://deb.debian.org/debian}
 #   libnftables-dev   optional upstream, needed here: `network-lock nftables`
 #                     (there is no iptables binary on nubo hosts)
 #   pkgconf gcc make libc6-dev   toolchain
+#   xz-utils patch    unpack the tarball, apply scripts/criu/*.patch
 # Not needed: asciidoc/xmlto (docs), python3-* (crit/pycriu), libbsd-dev
 # (setproctitle only), libgnutls28-dev (TLS page server; built with NO_GNUTLS=1
 # so the result does not depend on what happens to be installed).
 BUILD_DEBS=(libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev libnl-3-dev
 	libnet1-dev libcap-dev uuid-dev libnftables-dev pkgconf gcc make libc6-dev
-	xz-utils)
+	xz-utils patch)
+
+PATCHES=$(cd "$(dirname "$0")/criu" && pwd)
+patchlevel() { cat "$PATCHES"/*.patch | sha256sum | cut -d' ' -f1; }
 
 have_criu4() {
 	[ -x "$CRIU" ] || return 1
+	[ "$(cat "$PREFIX/patches" 2>/dev/null)" = "$(patchlevel)" ] || return 1
 	local v
 	v=$("$CRIU" --version 2>/dev/null | sed -n 's/^Version: *\([0-9]*\).*/\1/p')
 	[ -n "$v" ] && [ "$v" -ge 4 ]
@@ -109,6 +119,9 @@ echo "$sum  $work/src/$orig" | sha256sum -c --quiet - || { echo "install-criu: c
 
 tar -C "$work/src" -xf "$work/src/$orig"
 srcdir=$(find "$work/src" -mindepth 1 -maxdepth 1 -type d -name 'criu-*' | head -n1)
+for p in "$PATCHES"/*.patch; do
+	patch -s -d "$srcdir" -p1 <"$p" || { echo "install-criu: $p does not apply" >&2; exit 1; }
+done
 if ! make -C "$srcdir" -j"$(nproc)" NO_GNUTLS=1 criu >"$work/build.log" 2>&1; then
 	tail -n 40 "$work/build.log" >&2
 	echo "install-criu: build failed" >&2
@@ -119,6 +132,7 @@ grep -q 'Building without nftables' "$work/build.log" && { echo "install-criu: b
 mkdir -p "$PREFIX"
 install -m 0755 "$srcdir/criu/criu" "$CRIU.tmp"
 mv "$CRIU.tmp" "$CRIU"
+patchlevel >"$PREFIX/patches"
 write_conf
 
 # `criu check` must pass. `criu check --all` only warns here: "Dirty tracking

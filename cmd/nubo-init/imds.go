@@ -30,7 +30,8 @@ var errForbidden = errors.New("HTTP 403: the instance metadata service is turned
 
 // imds is a client of the instance metadata service, IMDSv2: one session
 // token, then GETs that carry it. Requests go over one kept-alive
-// connection; each has a short timeout, since the service is on the host.
+// connection (for a second after the last); each has a short timeout,
+// since the service is on the host.
 type imds struct {
 	base    string // e.g. http://169.254.169.254
 	client  *http.Client
@@ -43,7 +44,11 @@ func newIMDS(base string, timeout time.Duration) *imds {
 		Proxy:               nil, // never a proxy for link-local metadata
 		DialContext:         (&net.Dialer{Timeout: timeout}).DialContext,
 		MaxIdleConnsPerHost: 1,
-		DisableCompression:  true,
+		// Closed soon after the boot's burst of requests: an established
+		// connection left open would fail a hibernation (CRIU will not
+		// save it).
+		IdleConnTimeout:    time.Second,
+		DisableCompression: true,
 	}
 	return &imds{base: strings.TrimRight(base, "/"), client: &http.Client{Transport: tr}, timeout: timeout}
 }
