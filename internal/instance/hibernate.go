@@ -48,6 +48,14 @@ func (s *Service) checkHibernation(spec RunSpec, it catalog.InstanceType, im ami
 			return apierr.New(UnsupportedHibernationConfiguration, "Hibernation is not supported by the hosts of region %s: %v", s.Region, err)
 		}
 	}
+	if im.Announces {
+		// An image that announces its readiness (systemd's debian-12)
+		// writes to /dev/console, a pty whose master is on the host, and
+		// CRIU cannot save an instance holding it: such an image would
+		// fail every hibernation, so it is refused now.
+		return apierr.New(UnsupportedHibernationConfiguration,
+			"Image %s (its init writes to a console terminal) cannot hibernate on nubo yet; images booting nubo-init, such as debian-12-minimal, can.", im.ID)
+	}
 	if root == nil || !root.Encrypted {
 		return apierr.New(UnsupportedHibernationConfiguration,
 			"Hibernation requires an encrypted EBS root volume: set BlockDeviceMapping.Ebs.Encrypted, use an image with an encrypted root snapshot, or turn on EBS encryption by default.")

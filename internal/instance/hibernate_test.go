@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"nubo/internal/ami"
 	"nubo/internal/apierr"
 	"nubo/internal/kms"
 	"nubo/internal/resource"
@@ -221,4 +222,18 @@ func TestStopHibernate(t *testing.T) {
 	}
 	_, err = s.StopHibernate(ctx, account, []string{id}, false)
 	wantError(t, err, "IncorrectInstanceState", "can be hibernated")
+}
+
+// TestHibernationRefusesConsoleImages: an image whose init writes to a
+// console terminal (systemd's) could never be saved: refused at launch.
+func TestHibernationRefusesConsoleImages(t *testing.T) {
+	s, _ := newBlockService(t)
+	ctx := context.Background()
+	im := ami.Image{Meta: resource.Meta{ID: "ami-0123456789abcdef1"}, Name: "systemd", Architecture: "x86_64", RootDevice: "/dev/xvda",
+		SizeGiB: 8, State: "available", Location: "systemd", Init: []string{"/lib/systemd/systemd"}, UIDBase: 100000, Announces: true}
+	if err := s.Images.EnsurePublic(ctx, im); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Run(ctx, account, hibernatable(im.ID, nil))
+	wantError(t, err, UnsupportedHibernationConfiguration, "console terminal")
 }
