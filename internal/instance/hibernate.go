@@ -2,6 +2,7 @@ package instance
 
 import (
 	"context"
+	"path"
 
 	"nubo/internal/ami"
 	"nubo/internal/apierr"
@@ -48,11 +49,11 @@ func (s *Service) checkHibernation(spec RunSpec, it catalog.InstanceType, im ami
 			return apierr.New(UnsupportedHibernationConfiguration, "Hibernation is not supported by the hosts of region %s: %v", s.Region, err)
 		}
 	}
-	if im.Announces {
-		// An image that announces its readiness (systemd's debian-12)
-		// writes to /dev/console, a pty whose master is on the host, and
-		// CRIU cannot save an instance holding it: such an image would
-		// fail every hibernation, so it is refused now.
+	if im.Announces && (len(im.Init) == 0 || path.Base(im.Init[0]) != "nubo-init") {
+		// nubo's own images other than those booting nubo-init boot
+		// systemd (debian-12), which writes to /dev/console, a pty whose
+		// master is on the host: CRIU cannot save an instance holding it,
+		// so such an image would fail every hibernation. Refused now.
 		return apierr.New(UnsupportedHibernationConfiguration,
 			"Image %s (its init writes to a console terminal) cannot hibernate on nubo yet; images booting nubo-init, such as debian-12-minimal, can.", im.ID)
 	}

@@ -230,10 +230,17 @@ func TestHibernationRefusesConsoleImages(t *testing.T) {
 	s, _ := newBlockService(t)
 	ctx := context.Background()
 	im := ami.Image{Meta: resource.Meta{ID: "ami-0123456789abcdef1"}, Name: "systemd", Architecture: "x86_64", RootDevice: "/dev/xvda",
-		SizeGiB: 8, State: "available", Location: "systemd", Init: []string{"/lib/systemd/systemd"}, UIDBase: 100000, Announces: true}
+		SizeGiB: 8, State: "available", Location: "systemd", Init: []string{"/sbin/init"}, UIDBase: 100000, Announces: true}
 	if err := s.Images.EnsurePublic(ctx, im); err != nil {
 		t.Fatal(err)
 	}
 	_, err := s.Run(ctx, account, hibernatable(im.ID, nil))
 	wantError(t, err, UnsupportedHibernationConfiguration, "console terminal")
+	im.ID, im.Name, im.Init = "ami-0123456789abcdef2", "minimal", []string{"/sbin/nubo-init"}
+	if err := s.Images.EnsurePublic(ctx, im); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Run(ctx, account, hibernatable(im.ID, nil)); err != nil {
+		t.Fatalf("an image booting nubo-init: %v", err)
+	}
 }
