@@ -123,11 +123,27 @@ func (d *Driver) hibernatableRun(ctx context.Context, id string) (runtime.Spec, 
 	if opts.Devices, err = d.bootDevices(spec); err != nil {
 		return spec, err
 	}
-	if err := writeJSON(d.file(id, configFile), ociSpec(spec, opts)); err != nil {
+	// CRIU reads its options from the file runc names in this annotation.
+	// tcp-close: established TCP connections (an SSH session) are closed
+	// at restore rather than failing the save; EC2 promises none of them
+	// across a hibernation either.
+	conf := d.file(id, criuConfFile)
+	if err := os.WriteFile(conf, []byte("tcp-close\n"), 0o644); err != nil {
+		return spec, err
+	}
+	oci := ociSpec(spec, opts)
+	if oci.Annotations == nil {
+		oci.Annotations = map[string]string{}
+	}
+	oci.Annotations["org.criu.config"] = conf
+	if err := writeJSON(d.file(id, configFile), oci); err != nil {
 		return spec, fmt.Errorf("writing OCI config: %w", err)
 	}
 	return spec, nil
 }
+
+// criuConfFile holds CRIU's options for the instance's saves.
+const criuConfFile = "criu.conf"
 
 // launch spawns a shim in mode and waits until it has made PID 1 (runc
 // wrote the PID file) or ended, and reports a run that never got going.
