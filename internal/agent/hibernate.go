@@ -111,11 +111,26 @@ func (a *Agent) resume(ctx context.Context, key string, in instance.Instance, sp
 		}
 		return false, a.erase(in.ID)
 	}
-	if err := a.plumb(ctx, in, netns); err != nil {
+	// Its processes run again: the image is spent, and this is the boot
+	// a crash or a retry must not redo.
+	if err := a.erase(in.ID); err != nil {
 		return true, err
 	}
+	if err := a.resumed(ctx, key, in); err != nil {
+		return true, err
+	}
+	for attempt := 0; ; attempt++ {
+		err = a.plumb(ctx, in, netns)
+		if err == nil || attempt == 2 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return true, fmt.Errorf("resumed without its network: %w", err)
+	}
 	a.Log.Info("instance resumed", "instance_id", in.ID, "took", time.Since(start))
-	return true, a.erase(in.ID)
+	return true, nil
 }
 
 // resumed records a resumed instance as the current boot, ready: it prints
@@ -127,11 +142,7 @@ func (a *Agent) resumed(ctx context.Context, key string, in instance.Instance) e
 	if err := a.setBooted(in.ID, in.Boot); err != nil {
 		return err
 	}
-	if err := a.setState(ctx, key, in, func(x *instance.Instance) { x.Hibernate = false }); err != nil {
-		return err
-	}
-	a.later(ctx, key, 0)
-	return nil
+	return a.setState(ctx, key, in, func(x *instance.Instance) { x.Hibernate = false })
 }
 
 // prepare makes a hibernatable instance's PID 1 (not yet running) and

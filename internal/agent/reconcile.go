@@ -186,7 +186,8 @@ func (a *Agent) boot(ctx context.Context, key string, in instance.Instance, exis
 			if err != nil {
 				return fmt.Errorf("resuming %s: %w", in.ID, err)
 			}
-			return a.resumed(ctx, key, in)
+			a.later(ctx, key, 0) // running: the next look records it
+			return nil
 		}
 		if err := a.Runtime.Create(ctx, spec); err != nil {
 			return fmt.Errorf("creating %s: %w", in.ID, err)
