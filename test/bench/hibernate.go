@@ -18,16 +18,6 @@ import (
 	"nubo/internal/nubotest"
 )
 
-// hibernateData makes a process hold 256 MiB of random data in its memory
-// (dirty memory the hibernation must save) and counts in RAM.
-const hibernateData = `#!/bin/sh
-nohup perl -e '
-  open(my $r, "<", "/dev/urandom") or die; read($r, my $d, 256 << 20) == 256 << 20 or die;
-  open(my $f, ">", "/run/data.ready"); close $f;
-  sleep 1 while 1;' >/dev/null 2>&1 &
-nohup sh -c 'i=0; while :; do i=$((i+1)); echo $i > /run/counter; sleep 0.1; done' >/dev/null 2>&1 &
-`
-
 // benchHibernate measures StopInstances Hibernate → stopped and
 // StartInstances → running for an instance holding 256 MiB of dirty
 // memory, against a normal stop and start (a boot) of the same instance in
@@ -51,7 +41,7 @@ func benchHibernate(ctx context.Context, rounds int) error {
 		HibernationOptions: &types.HibernationOptionsRequest{Configured: aws.Bool(true)},
 		BlockDeviceMappings: []types.BlockDeviceMapping{{DeviceName: aws.String("/dev/xvda"),
 			Ebs: &types.EbsBlockDevice{Encrypted: aws.Bool(true), VolumeSize: aws.Int32(10)}}},
-		UserData: aws.String(base64.StdEncoding.EncodeToString([]byte(hibernateData)))})
+		UserData: aws.String(base64.StdEncoding.EncodeToString([]byte(nubotest.RAMWorkload)))})
 	var ae smithy.APIError
 	if errors.As(err, &ae) && ae.ErrorCode() == "UnsupportedHibernationConfiguration" {
 		fmt.Printf("\nhibernate: skipped (%s)\n", ae.ErrorMessage())
@@ -64,7 +54,7 @@ func benchHibernate(ctx context.Context, rounds int) error {
 	if err := waitRunning(ctx, c, []string{id}, 20*time.Millisecond); err != nil {
 		return err
 	}
-	if err := waitInside(srv, id, "test -e /run/data.ready"); err != nil {
+	if err := waitInside(srv, id, "test -s /run/data.sha256"); err != nil {
 		return err
 	}
 	var hib, res, halt, boot []time.Duration
@@ -94,7 +84,7 @@ func benchHibernate(ctx context.Context, rounds int) error {
 			t2 := time.Now()
 			if hibernate {
 				hib, res = append(hib, t1.Sub(t0)), append(res, t2.Sub(t1))
-				if err := waitInside(srv, id, "test -e /run/data.ready"); err != nil {
+				if err := waitInside(srv, id, "test -s /run/data.sha256"); err != nil {
 					return fmt.Errorf("after resume %d: %w", i, err)
 				}
 				continue

@@ -17,21 +17,6 @@ import (
 	"nubo/internal/nubotest"
 )
 
-// hibernateUserData starts, under the instance's init, a counter kept only
-// in a shell variable (written out every 100 ms for the test to read) and a
-// process holding 256 MiB of random data in its memory, which writes the
-// data's hash at start and again on SIGUSR1.
-const hibernateUserData = `#!/bin/sh
-nohup perl -e '
-  open(my $r, "<", "/dev/urandom") or die; read($r, my $d, 256 << 20) == 256 << 20 or die;
-  sub sum { open(my $o, "|-", "sha256sum | cut -d\" \" -f1 > $_[0].tmp && mv $_[0].tmp $_[0]") or die; print $o $d; close $o }
-  $SIG{USR1} = sub { sum("/run/data.sha256.now") };
-  sum("/run/data.sha256");
-  sleep 1 while 1;' >/dev/null 2>&1 &
-echo $! > /run/data.pid
-nohup sh -c 'echo $$ > /run/counter.pid; i=0; while :; do i=$((i+1)); echo $i > /run/counter; sleep 0.1; done' >/dev/null 2>&1 &
-`
-
 // TestHibernateResumes is the issue's story on debian-12-minimal: an
 // instance with hibernation configured and an encrypted root counts in
 // memory; hibernated and started again, it counts on from where it was, its
@@ -43,7 +28,7 @@ func TestHibernateResumes(t *testing.T) {
 		HibernationOptions: &types.HibernationOptionsRequest{Configured: aws.Bool(true)},
 		BlockDeviceMappings: []types.BlockDeviceMapping{{DeviceName: aws.String("/dev/xvda"),
 			Ebs: &types.EbsBlockDevice{Encrypted: aws.Bool(true), VolumeSize: aws.Int32(10)}}},
-		UserData: aws.String(base64.StdEncoding.EncodeToString([]byte(hibernateUserData)))})
+		UserData: aws.String(base64.StdEncoding.EncodeToString([]byte(nubotest.RAMWorkload)))})
 	var ae smithy.APIError
 	if errors.As(err, &ae) && ae.ErrorCode() == "UnsupportedHibernationConfiguration" && strings.Contains(ae.ErrorMessage(), "not available on this nubo") {
 		t.Skipf("this host cannot hibernate: %s", ae.ErrorMessage())
@@ -98,14 +83,7 @@ func TestHibernateResumes(t *testing.T) {
 		t.Fatalf("%d boots before the hibernation, %d after: it booted again", boots, n)
 	}
 	// The image is consumed: the next stop and start is a boot.
-	if _, err := c.StopInstances(ctx(t), &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
-		t.Fatal(err)
-	}
-	waitState(t, c, "stopped", id)
-	if _, err := c.StartInstances(ctx(t), &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
-		t.Fatal(err)
-	}
-	waitState(t, c, "running", id)
+	restart(t, c, id)
 	deadline := time.Now().Add(20 * time.Second)
 	for strings.Count(console(t, c, id), "nubo-init: ready") == boots {
 		if time.Now().After(deadline) {

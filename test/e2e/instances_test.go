@@ -60,6 +60,19 @@ func inside(t *testing.T, srv *nubotest.Server, id, script string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// restart stops the instance (a normal stop) and starts it again.
+func restart(t *testing.T, c *ec2.Client, id string) {
+	t.Helper()
+	if _, err := c.StopInstances(ctx(t), &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "stopped", id)
+	if _, err := c.StartInstances(ctx(t), &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "running", id)
+}
+
 func waitState(t *testing.T, c *ec2.Client, state string, ids ...string) {
 	t.Helper()
 	in := &ec2.DescribeInstancesInput{InstanceIds: ids}

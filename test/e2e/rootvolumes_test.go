@@ -51,14 +51,7 @@ func TestRootVolumeEncryptedOutlivesInstance(t *testing.T) {
 	if got := sshAdmin(t, pem, ip, "df -BG --output=size / | tail -1"); strings.TrimSpace(got) != "12G" {
 		// Online growth needs CAP_SYS_RESOURCE; without it, the next boot grows it.
 		t.Logf("root filesystem after ModifyVolume to 12 GiB, before a stop and start: %s", got)
-		if _, err := c.StopInstances(ctx(t), &ec2.StopInstancesInput{InstanceIds: []string{a}}); err != nil {
-			t.Fatal(err)
-		}
-		waitState(t, c, "stopped", a)
-		if _, err := c.StartInstances(ctx(t), &ec2.StartInstancesInput{InstanceIds: []string{a}}); err != nil {
-			t.Fatal(err)
-		}
-		waitState(t, c, "running", a)
+		restart(t, c, a)
 		ip = aws.ToString(describeOne(t, c, a).PublicIpAddress)
 		sshUntil(t, pem, ip, 2*time.Minute)
 		if got := sshAdmin(t, pem, ip, "df -BG --output=size / | tail -1; cat /home/admin/marker"); got != "12G\n"+half1+half2 {
